@@ -1,0 +1,48 @@
+"""Typed configs: build a dataclass instance from plain data, with errors that name the key path."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import RecipeError
+
+C = TypeVar("C")
+
+
+def build_config(config_class: type[C], data: Any, where: str = "", source: str | None = None) -> C:
+    """Validate ``data`` (mapping) against ``config_class`` and return the dataclass instance.
+
+    Unknown keys, wrong types and missing required values (``MISSING`` / ``???``) raise
+    ``RecipeError`` naming ``where.<key path>`` and the ``source`` file.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict) and not OmegaConf.is_dict(data):
+        raise RecipeError(_place(where, source) + f": expected a mapping of config keys, got {type(data).__name__}")
+    try:
+        schema = OmegaConf.structured(config_class)
+        merged = OmegaConf.merge(schema, data)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or ""
+        path = ".".join(p for p in (where, str(key)) if p)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        kind = type(exc).__name__
+        if kind == "ConfigKeyError":
+            fields = ", ".join(f.name for f in dataclasses.fields(config_class))  # type: ignore[arg-type]
+            msg = f"unknown key (valid keys of {config_class.__name__}: {fields})"
+        elif kind == "MissingMandatoryValue":
+            msg = "missing required value"
+        raise RecipeError(f"{_place(path, source)}: {msg}") from exc
+
+
+def config_to_dict(config: Any) -> dict:
+    """A plain, JSON-serialisable dict of a config dataclass."""
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+
+
+def _place(path: str, source: str | None) -> str:
+    where = f"key {path!r}" if path else "config"
+    return f"{source}: {where}" if source else where

@@ -1,0 +1,53 @@
+"""Typed schema of a recipe's top-level sections (``data``, ``trainer``, ``stages.<name>``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .trainer import TrainerConfig
+
+
+@dataclass
+class DataConfig:
+    """The dataset every stage of a recipe reads.
+
+    With ``train_shards`` unset the embedded ``corpus`` (speech or music) is synthesised once
+    into ``cache_dir`` and its held-out voices/pieces become the validation set.
+    """
+
+    sample_rate: int = 16000
+    corpus: str = "speech"  # embedded corpus used when no shards are given: speech | music
+    hours: float = 0.05  # size of the embedded corpus to synthesise
+    val_fraction: float = 0.1  # share of the embedded corpus (by voice / piece) held out
+    corpus_seed: int = 0
+    cache_dir: str = "~/.cache/soundstage/corpora"
+    train_shards: Optional[str] = None  # brace pattern, list file, directory, or pipe:/http/s3 URL
+    val_shards: Optional[str] = None
+    num_workers: int = 0
+    prefetch_factor: int = 2
+    pin_memory: bool = False
+    shuffle_buffer: int = 256
+
+
+@dataclass
+class StageEntry:
+    """One entry under ``stages:``: which plugin, its config, and how it is wired."""
+
+    plugin: str = "???"
+    needs: list[str] = field(default_factory=list)
+    config: Any = field(default_factory=dict)  # validated against the plugin's config_class
+    trainer: Any = field(default_factory=dict)  # overrides of the recipe-level trainer section
+    checkpoint: Optional[str] = None  # use this exported model instead of training
+
+
+@dataclass
+class RecipeSchema:
+    """A whole recipe after includes and overrides are merged."""
+
+    name: str = "???"
+    description: str = ""
+    seed: int = 0
+    run_root: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    stages: dict[str, StageEntry] = field(default_factory=dict)

@@ -1,0 +1,164 @@
+"""The stage contract: a LightningModule with a typed config, declared streams and a portable checkpoint.
+
+A stage is trained by the pipeline (``trainable = True``: ``build_datamodule`` then
+``trainer.fit``, then ``after_fit``) or runs a job (``trainable = False``: ``run``), e.g. tokenizing
+shards or generating samples. Stages hand work to each other only through their stage
+directories: the exported ``model.safetensors`` (weights + resolved config) and the
+``outputs`` they return, recorded in the stage's ``done`` marker.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import lightning as L
+
+from .checkpoint import load_stage_file, save_stage_file
+from .errors import SoundstageError
+
+if TYPE_CHECKING:
+    from .trainer import TrainerConfig
+    from .recipe_schema import DataConfig
+
+
+@dataclass
+class StageConfig:
+    """Base class of every stage's config dataclass; the single place a default lives."""
+
+
+@dataclass
+class StageRecord:
+    """What a finished stage left in its directory (read from its ``done`` marker)."""
+
+    name: str
+    plugin: str
+    stage_dir: Path
+    produces: tuple[str, ...]
+    checkpoint: Path | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> "Stage":
+        """Load this stage's exported model."""
+        if self.checkpoint is None:
+            raise SoundstageError(f"stage {self.name!r} ({self.plugin}) has no exported model to load")
+        return Stage.load_pretrained(self.checkpoint)
+
+
+@dataclass
+class StageContext:
+    """Everything a stage may use from the pipeline: its directory, the data, its upstream stages."""
+
+    name: str
+    stage_dir: Path
+    run_dir: Path
+    data: "DataConfig"
+    trainer: "TrainerConfig"
+    upstream: dict[str, StageRecord] = field(default_factory=dict)
+    seed: int = 0
+    train_shards: str | None = None  # audio shards (resolved: the user's or the embedded corpus)
+    val_shards: str | None = None
+
+    def upstream_for(self, stream: str) -> StageRecord:
+        """The needed stage that produces ``stream`` (e.g. ``"acoustic"``); exactly one must."""
+        found = [r for r in self.upstream.values() if stream in r.produces]
+        if len(found) != 1:
+            names = ", ".join(f"{r.name} ({r.plugin}: {list(r.produces)})" for r in self.upstream.values())
+            what = "no" if not found else "more than one"
+            raise SoundstageError(
+                f"stage {self.name!r}: {what} needed stage produces {stream!r} (needs: {names or 'none'})"
+            )
+        return found[0]
+
+    def load_upstream(self, stream: str) -> "Stage":
+        """Load the model of the needed stage that produces ``stream``."""
+        return self.upstream_for(stream).load()
+
+    def make_trainer(self, **overrides: Any) -> L.Trainer:
+        """A Lightning Trainer for this stage (logs and checkpoints under ``stage_dir``)."""
+        from .trainer import build_trainer
+
+        return build_trainer(self.trainer, self.stage_dir, **overrides)
+
+
+class Stage(L.LightningModule):
+    """Base class of every stage plugin.
+
+    Subclasses set ``config_class`` (a ``StageConfig`` dataclass), ``consumes`` / ``produces``
+    (stream names such as ``audio``, ``acoustic``, ``semantic``, ``tokens``) and implement either
+    ``build_datamodule`` (+ the usual LightningModule hooks) or ``run``.
+    """
+
+    config_class: ClassVar[type[StageConfig]] = StageConfig
+    consumes: ClassVar[tuple[str, ...]] = ()
+    produces: ClassVar[tuple[str, ...]] = ()
+    trainable: ClassVar[bool] = True
+    stage_name: ClassVar[str] = ""  # set by @register_stage
+
+    def __init__(self, config: StageConfig) -> None:
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    # --- pipeline hooks -------------------------------------------------------------------
+    def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
+        """The data this stage trains on (trainable stages)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build_datamodule()")
+
+    def prepare(self, ctx: StageContext) -> None:
+        """Called before training (e.g. to read sizes from upstream models); default: nothing."""
+
+    def after_fit(self, ctx: StageContext) -> dict[str, Any]:
+        """Called once after training on rank 0's behalf; returns extra outputs for the done marker."""
+        return {}
+
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        """The job of a non-trainable stage; returns its outputs for the done marker."""
+        raise NotImplementedError(f"{type(self).__name__} is not trainable and must implement run()")
+
+    # --- portable checkpoint ------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write weights + resolved config to one safetensors file (atomically)."""
+        if not self.stage_name:
+            raise SoundstageError(f"{type(self).__name__} is not registered with @register_stage")
+        return save_stage_file(path, self.stage_name, self.config, self.state_dict(), extra=extra)
+
+    @classmethod
+    def load_pretrained(cls, path: str | Path, map_location: str = "cpu") -> "Stage":
+        """Load a stage from its safetensors file; ``cls`` may be ``Stage`` or the expected subclass."""
+        from .config import build_config
+        from .registry import get_stage
+
+        plugin, config_dict, state_dict = load_stage_file(path, map_location)
+        stage_cls = get_stage(plugin)
+        if cls is not Stage and not issubclass(stage_cls, cls):
+            raise SoundstageError(
+                f"{path}: checkpoint is of stage {plugin!r}, not {cls.stage_name or cls.__name__!r}"
+            )
+        config = build_config(stage_cls.config_class, config_dict, where="config", source=str(path))
+        stage = stage_cls(config)
+        missing, unexpected = stage.load_state_dict(state_dict, strict=False)
+        if missing or unexpected:
+            raise SoundstageError(
+                f"{path}: weights do not fit the {plugin!r} model built from its config "
+                f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})"
+            )
+        stage.eval()
+        return stage
+
+
+def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any]]:
+    """(name, type, default) for every field of a config dataclass, for ``soundstage plugins``."""
+    rows = []
+    for f in dataclasses.fields(config_class):
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = "???"
+        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        rows.append((f.name, type_name, default))
+    return rows
