@@ -31,8 +31,9 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         kind = type(exc).__name__
         if kind == "ConfigKeyError":
-            fields = ", ".join(f.name for f in dataclasses.fields(config_class))  # type: ignore[arg-type]
-            msg = f"unknown key (valid keys of {config_class.__name__}: {fields})"
+            owner = _dataclass_at(config_class, str(key).split(".")[:-1])
+            fields = ", ".join(f.name for f in dataclasses.fields(owner)) if owner else ""
+            msg = f"unknown key (valid keys of {owner.__name__}: {fields})" if owner else "unknown key"
         elif kind == "MissingMandatoryValue":
             msg = "missing required value"
         raise RecipeError(f"{_place(path, source)}: {msg}") from exc
@@ -41,6 +42,23 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
 def config_to_dict(config: Any) -> dict:
     """A plain, JSON-serialisable dict of a config dataclass."""
     return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+
+
+def _dataclass_at(config_class: type, parts: list[str]) -> type | None:
+    """The dataclass that owns the key at ``parts`` (walks nested dataclass and dict fields)."""
+    import typing
+
+    current: Any = config_class
+    for part in parts:
+        if typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]  # ``part`` is a dict key: step to the value type
+            continue
+        if not dataclasses.is_dataclass(current):
+            return None
+        current = typing.get_type_hints(current).get(part)
+        if typing.get_origin(current) is typing.Union:  # Optional[Dataclass]
+            current = next((a for a in typing.get_args(current) if a is not type(None)), None)
+    return current if dataclasses.is_dataclass(current) else None
 
 
 def _place(path: str, source: str | None) -> str:

@@ -15,3 +15,9 @@ class StageNotFoundError(SoundstageError):
 
 class CheckpointError(SoundstageError):
     """A checkpoint that is missing, unsafe, from another stage or for an incompatible config."""
+
+
+class PreemptedError(SoundstageError):
+    """Training stopped on SIGTERM after saving a checkpoint; re-running resumes (exit code 143)."""
+
+    exit_code = 143

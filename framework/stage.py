@@ -9,11 +9,13 @@ directories: the exported ``model.safetensors`` (weights + resolved config) and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import lightning as L
+import torch
 
 from .checkpoint import load_stage_file, save_stage_file
 from .errors import SoundstageError
@@ -92,17 +94,64 @@ class Stage(L.LightningModule):
 
     config_class: ClassVar[type[StageConfig]] = StageConfig
     consumes: ClassVar[tuple[str, ...]] = ()
+    optional_consumes: ClassVar[tuple[str, ...]] = ()  # consumed streams a recipe may leave out
     produces: ClassVar[tuple[str, ...]] = ()
+    monitor: ClassVar[str | None] = None  # validation metric that picks the "best" checkpoint (min)
     trainable: ClassVar[bool] = True
     stage_name: ClassVar[str] = ""  # set by @register_stage
+    max_nonfinite_in_a_row: ClassVar[int] = 5  # then training stops with a clear error
 
     def __init__(self, config: StageConfig) -> None:
         super().__init__()
         if not isinstance(config, self.config_class):
             raise TypeError(f"{type(self).__name__} expects a {self.config_class.__name__}, got {type(config).__name__}")
         self.config = config
+        self.nonfinite_steps = 0
+        self._nonfinite_in_a_row = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every stage's training_step skips NaN/inf losses (returning None skips the optimizer step).
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("training_step")
+        if step is not None and not getattr(step, "_skips_nonfinite", False):
+            cls.training_step = _skip_nonfinite(step)  # type: ignore[method-assign]
+
+    def loss_is_finite(self, loss: torch.Tensor) -> bool:
+        """True if ``loss`` is finite on every rank; otherwise count the step and return False.
+
+        Automatic-optimisation stages get this for free; manual-optimisation stages call it
+        before ``manual_backward`` and skip the step when it returns False.
+        """
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self._trainer is not None and self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)  # same decision on all ranks
+        if finite:
+            self._nonfinite_in_a_row = 0
+            return True
+        self.nonfinite_steps += 1
+        self._nonfinite_in_a_row += 1
+        step = self.global_step if self._trainer is not None else -1
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), rank_zero_only=True)
+        if self._nonfinite_in_a_row >= self.max_nonfinite_in_a_row:
+            last = ""
+            if self._trainer is not None and self.trainer.checkpoint_callback is not None:
+                last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
+            raise SoundstageError(
+                f"stage {self.stage_name!r}: loss was NaN/inf for {self._nonfinite_in_a_row} steps in a row "
+                f"(last at step {step}); training stopped. Last good checkpoint: {last or 'none saved yet'}"
+            )
+        return False
 
     # --- pipeline hooks -------------------------------------------------------------------
+    @classmethod
+    def check_upstream(cls, config: StageConfig, upstream: dict[str, tuple[type["Stage"], StageConfig]]) -> list[str]:
+        """Cross-stage contract checks at recipe-validation time (vocab sizes, levels, rates).
+
+        ``upstream`` maps each needed stage name to (stage class, config). Return problems as
+        messages; no model is built here.
+        """
+        return []
+
     def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
         """The data this stage trains on (trainable stages)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build_datamodule()")
@@ -147,6 +196,19 @@ class Stage(L.LightningModule):
             )
         stage.eval()
         return stage
+
+
+def _skip_nonfinite(training_step):
+    @functools.wraps(training_step)
+    def wrapper(self: Stage, *args: Any, **kwargs: Any) -> Any:
+        out = training_step(self, *args, **kwargs)
+        loss = out.get("loss") if isinstance(out, dict) else out
+        if self.automatic_optimization and isinstance(loss, torch.Tensor) and not self.loss_is_finite(loss):
+            return None
+        return out
+
+    wrapper._skips_nonfinite = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any]]:

@@ -28,3 +28,68 @@ class TrainerConfig:
     enable_progress_bar: bool = True
     deterministic: bool = False
     benchmark: bool = False
+
+
+def build_trainer(config: TrainerConfig, stage_dir: str | Path, monitor: str | None = None, **overrides: Any):
+    """A Lightning Trainer writing TensorBoard logs to ``stage_dir/tb`` and checkpoints to ``stage_dir/checkpoints``.
+
+    Callbacks: ModelCheckpoint (``last.ckpt`` every ``checkpoint_every_n_steps`` and at the end,
+    plus the best by ``monitor`` when the stage names one), LearningRateMonitor, a TQDM progress
+    bar and the preemption checkpoint (SIGTERM saves ``last.ckpt`` before exiting).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from .callbacks import PreemptionCheckpoint
+
+    stage_dir = Path(stage_dir)
+    ckpt_dir = stage_dir / "checkpoints"
+    callbacks: list[Any] = [
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="step{step:07d}",
+            auto_insert_metric_name=False,
+            save_last=True,
+            every_n_train_steps=max(1, config.checkpoint_every_n_steps),
+            save_top_k=1 if monitor else 0,
+            monitor=monitor,
+            mode="min",
+        ),
+        LearningRateMonitor(logging_interval="step"),
+        PreemptionCheckpoint(ckpt_dir / "last.ckpt"),
+    ]
+    if config.enable_progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    kwargs: dict[str, Any] = dict(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=config.precision,
+        max_steps=config.max_steps,
+        max_epochs=config.max_epochs,
+        accumulate_grad_batches=config.accumulate_grad_batches,
+        gradient_clip_val=config.gradient_clip_val,
+        val_check_interval=_interval(config.val_check_interval),
+        check_val_every_n_epoch=config.check_val_every_n_epoch,
+        limit_val_batches=config.limit_val_batches,
+        num_sanity_val_steps=config.num_sanity_val_steps,
+        log_every_n_steps=config.log_every_n_steps,
+        enable_progress_bar=config.enable_progress_bar,
+        deterministic=config.deterministic,
+        benchmark=config.benchmark,
+        default_root_dir=str(stage_dir),
+        logger=TensorBoardLogger(save_dir=str(stage_dir), name="tb", version="", default_hp_metric=False),
+        callbacks=callbacks,
+        enable_model_summary=False,
+    )
+    kwargs.update(overrides)
+    return L.Trainer(**kwargs)
+
+
+def _interval(value: float | None) -> int | float | None:
+    """Lightning reads an int as a step count and a float as a fraction of an epoch."""
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() and value >= 1 else float(value)

@@ -1,0 +1,172 @@
+"""``soundstage`` command line: each verb maps to a module (run/fit -> pipeline, recipe -> recipe, ...)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .errors import SoundstageError
+
+
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe name (built-in) or path to a YAML file")
+    p.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. trainer.max_steps=10")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundstage", description="Train AudioLM-style audio generators from YAML recipes."
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+
+    p = sub.add_parser("run", help="run a recipe's stages in order into a run directory")
+    _add_recipe_args(p)
+    p.add_argument("--stages", help="comma-separated subset of stages to run")
+    p.add_argument("--restart", default="", help="comma-separated stages to forget and train again")
+    p.add_argument("--run-dir", help="run directory (default: <run_root>/<recipe name>)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("fit", help="train one stage of a recipe (its needs must be done)")
+    p.add_argument("recipe")
+    p.add_argument("stage")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--run-dir")
+    p.set_defaults(func=_cmd_fit)
+
+    recipe = sub.add_parser("recipe", help="list, show or validate recipes").add_subparsers(dest="action", metavar="ACTION")
+    recipe.required = True
+    p = recipe.add_parser("list", help="list the built-in recipes")
+    p.set_defaults(func=_cmd_recipe_list)
+    p = recipe.add_parser("show", help="print the fully resolved recipe")
+    _add_recipe_args(p)
+    p.add_argument("--summary", action="store_true", help="also build each stage's model and print parameter counts")
+    p.set_defaults(func=_cmd_recipe_show)
+    p = recipe.add_parser("validate", help="check names, types, the DAG and cross-stage contracts (builds no model)")
+    _add_recipe_args(p)
+    p.set_defaults(func=_cmd_recipe_validate)
+
+    p = sub.add_parser("plugins", help="list registered stages with their config fields and defaults")
+    p.add_argument("pattern", nargs="?", default="*", help="glob on stage names")
+    p.set_defaults(func=_cmd_plugins)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
+    """Verbs that live in other packages (data tools, generation, export, eval)."""
+    try:
+        from soundstage.data.cli import add_data_commands
+    except ImportError:
+        pass
+    else:
+        add_data_commands(sub)
+    try:
+        from .app_cli import add_app_commands
+    except ImportError:
+        pass
+    else:
+        add_app_commands(sub)
+
+
+def _split(value: str | None) -> list[str]:
+    return [s.strip() for s in (value or "").split(",") if s.strip()]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+    from .recipe import load_recipe
+
+    pipeline = Pipeline(load_recipe(args.recipe, args.overrides), args.run_dir)
+    results = pipeline.run(_split(args.stages) or None, restart=_split(args.restart))
+    pipeline.log("summary: " + ", ".join(f"{r.name}={r.status}" for r in results) + f" (run dir: {pipeline.run_dir})")
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+    from .recipe import load_recipe
+
+    Pipeline(load_recipe(args.recipe, args.overrides), args.run_dir).run([args.stage])
+    return 0
+
+
+def _cmd_recipe_list(args: argparse.Namespace) -> int:
+    from .recipe import builtin_recipes
+
+    for name, path in sorted(builtin_recipes().items()):
+        first = next((ln[1:].strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+        print(f"{name:20s} {first}")
+    return 0
+
+
+def _cmd_recipe_show(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    print(recipe.to_yaml(), end="")
+    if args.summary:
+        print("# parameters")
+        for plan in recipe.stages.values():
+            model = plan.stage_class(plan.config)
+            n = sum(p.numel() for p in model.parameters())
+            print(f"#   {plan.name:16s} {plan.plugin:18s} {n:>14,d}")
+    return 0
+
+
+def _cmd_recipe_validate(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    order = " -> ".join(recipe.stages)
+    print(f"{recipe.source}: OK ({len(recipe.stages)} stages: {order})")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    import fnmatch
+
+    from .registry import list_stages
+    from .stage import config_fields
+
+    for name, cls in list_stages().items():
+        if not fnmatch.fnmatch(name, args.pattern):
+            continue
+        if isinstance(cls, SoundstageError):
+            print(f"{name}  [unavailable: {cls}]\n")
+            continue
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name}  ({cls.__module__}.{cls.__name__}) {doc}")
+        print(f"  consumes: {', '.join(cls.consumes) or '-'}   produces: {', '.join(cls.produces) or '-'}")
+        for field_name, type_name, default in config_fields(cls.config_class):
+            print(f"  {field_name:28s} {type_name:16s} = {default!r}")
+        print()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``soundstage`` console script."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come after options (argparse stops the positional list at an option)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    try:
+        return int(args.func(args) or 0)
+    except SoundstageError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The pipeline runner: executes a recipe's stages in dependency order inside a run directory.
+
+``runs/<recipe>/<stage>/`` holds a stage's TensorBoard logs (``tb/``), Lightning checkpoints
+(``checkpoints/last.ckpt``), its exported model (``model.safetensors``), the resolved recipe
+and, once complete, ``done.json``. A done stage is skipped; an interrupted one resumes from
+``last.ckpt``; a done stage whose config changed is an error rather than a silent reuse.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from .checkpoint import atomic_path, read_stage_metadata, write_json_atomic
+from .config import config_to_dict
+from .dag import with_dependencies
+from .errors import CheckpointError, PreemptedError, SoundstageError
+from .recipe import Recipe, StagePlan
+from .stage import Stage, StageContext, StageRecord
+
+DONE_FILE = "done.json"
+MODEL_FILE = "model.safetensors"
+
+
+@dataclass
+class StageResult:
+    """How one stage went in this invocation (for the closing summary)."""
+
+    name: str
+    status: str  # trained | resumed | skipped | reused-checkpoint | ran
+    seconds: float = 0.0
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    """``<run_root>/<recipe name>``."""
+    return Path(recipe.run_root).expanduser() / recipe.name
+
+
+def is_global_zero() -> bool:
+    """Rank 0 of the whole job (Lightning sets the rank once a Trainer exists; env vars before)."""
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+class Pipeline:
+    """Runs a validated recipe into a run directory."""
+
+    def __init__(self, recipe: Recipe, run_dir: str | Path | None = None, log: Callable[[str], None] = print) -> None:
+        self.recipe = recipe
+        self.run_dir = Path(run_dir) if run_dir else default_run_dir(recipe)
+        self.log = log if is_global_zero() else (lambda _msg: None)
+        self._shards: tuple[str | None, str | None] | None = None
+
+    # --- public -----------------------------------------------------------------------------
+    def run(self, stages: Sequence[str] | None = None, restart: Sequence[str] = ()) -> list[StageResult]:
+        """Run ``stages`` (default: all) in order; stages they need must be done or selected too."""
+        plans = self.recipe.stages
+        for name in list(stages or []) + list(restart):
+            if name not in plans:
+                raise SoundstageError(f"unknown stage {name!r} in this recipe (stages: {', '.join(plans)})")
+        selected = list(plans) if not stages else [n for n in plans if n in set(stages)]
+        if is_global_zero():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.run_dir / "recipe.yaml") as tmp:
+                tmp.write_text(self.recipe.to_yaml())
+            for name in restart:
+                self._restart(name)
+        results = []
+        for name in selected:
+            missing = [d for d in plans[name].needs if d not in selected and not self.is_done(d)]
+            if missing:
+                raise SoundstageError(
+                    f"stage {name!r} needs {missing}, which are not done in {self.run_dir}; "
+                    f"run them first or add them to --stages"
+                )
+            results.append(self._run_stage(plans[name]))
+        return results
+
+    def stage_dir(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def is_done(self, name: str) -> bool:
+        return (self.stage_dir(name) / DONE_FILE).is_file()
+
+    def record(self, name: str) -> StageRecord:
+        """The done marker of a finished stage, as a StageRecord with absolute paths."""
+        stage_dir = self.stage_dir(name)
+        try:
+            done = json.loads((stage_dir / DONE_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise SoundstageError(f"{stage_dir / DONE_FILE}: cannot read done marker: {exc}") from exc
+        ckpt = done.get("checkpoint")
+        return StageRecord(
+            name=name,
+            plugin=done["plugin"],
+            stage_dir=stage_dir,
+            produces=tuple(done.get("produces", ())),
+            checkpoint=(stage_dir / ckpt).resolve() if ckpt else None,
+            outputs=_absolute_outputs(done.get("outputs", {}), stage_dir),
+        )
+
+    # --- internals ----------------------------------------------------------------------------
+    def fingerprint(self, name: str) -> str:
+        """Hash of a stage's plugin, config, checkpoint and its needs' fingerprints."""
+        plan = self.recipe.stages[name]
+        payload = {
+            "plugin": plan.plugin,
+            "config": config_to_dict(plan.config),
+            "checkpoint": plan.checkpoint,
+            "needs": {d: self.fingerprint(d) for d in plan.needs},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _run_stage(self, plan: StagePlan) -> StageResult:
+        stage_dir = self.stage_dir(plan.name)
+        fingerprint = self.fingerprint(plan.name)
+        if self.is_done(plan.name):
+            self._check_unchanged(plan, fingerprint)
+            self.log(f"[{plan.name}] done already ({stage_dir}); skipping")
+            return StageResult(plan.name, "skipped")
+        start = time.monotonic()
+        L.seed_everything(self.recipe.seed, workers=True, verbose=False)
+        if plan.checkpoint:
+            status, checkpoint, outputs = "reused-checkpoint", self._adopt_checkpoint(plan), {}
+        else:
+            ctx = self._context(plan)
+            stage = plan.stage_class(plan.config)
+            if plan.stage_class.trainable:
+                status, outputs = self._fit(plan, stage, ctx)
+                checkpoint = stage_dir / MODEL_FILE
+                if is_global_zero():
+                    stage.save_pretrained(checkpoint)
+            else:
+                self.log(f"[{plan.name}] running {plan.plugin}")
+                status, outputs, checkpoint = "ran", stage.run(ctx) or {}, None
+        if is_global_zero():
+            self._write_done(plan, fingerprint, checkpoint, outputs)
+        _barrier()
+        seconds = time.monotonic() - start
+        self.log(f"[{plan.name}] {status} in {seconds:.1f}s -> {stage_dir}")
+        return StageResult(plan.name, status, seconds)
+
+    def _fit(self, plan: StagePlan, stage: Stage, ctx: StageContext) -> tuple[str, dict[str, Any]]:
+        last = ctx.stage_dir / "checkpoints" / "last.ckpt"
+        resume = last if last.is_file() else None
+        self.log(f"[{plan.name}] {'resuming from ' + str(resume) if resume else 'training'} ({plan.plugin})")
+        stage.prepare(ctx)
+        datamodule = stage.build_datamodule(ctx)
+        trainer = ctx.make_trainer(monitor=plan.stage_class.monitor)
+        try:
+            trainer.fit(stage, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        except SIGTERMException as exc:
+            raise PreemptedError(
+                f"stage {plan.name!r} received SIGTERM at step {trainer.global_step}; saved {last}; "
+                f"run the same command again to resume"
+            ) from exc
+        if trainer.interrupted:
+            raise SoundstageError(f"stage {plan.name!r} was interrupted at step {trainer.global_step}; re-run to resume")
+        outputs = stage.after_fit(ctx) or {}
+        return ("resumed" if resume else "trained"), outputs
+
+    def _context(self, plan: StagePlan) -> StageContext:
+        needs_audio = "audio" in plan.stage_class.consumes
+        train, val = self._audio_shards() if needs_audio else (None, None)
+        stage_dir = self.stage_dir(plan.name)
+        if is_global_zero():
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(stage_dir / "recipe.yaml") as tmp:
+                tmp.write_text(self.recipe.to_yaml())
+        return StageContext(
+            name=plan.name,
+            stage_dir=stage_dir,
+            run_dir=self.run_dir,
+            data=self.recipe.data,
+            trainer=plan.trainer,
+            upstream={d: self.record(d) for d in plan.needs},
+            seed=self.recipe.seed,
+            train_shards=train,
+            val_shards=val,
+        )
+
+    def _audio_shards(self) -> tuple[str | None, str | None]:
+        if self._shards is None:
+            data = self.recipe.data
+            if data.train_shards:
+                self._shards = (data.train_shards, data.val_shards)
+            else:
+                from soundstage.data.corpus import prepare_corpus
+
+                self.log(f"[data] preparing the embedded {data.corpus} corpus ({data.hours} h) in {data.cache_dir}")
+                self._shards = prepare_corpus(data)
+        return self._shards
+
+    def _adopt_checkpoint(self, plan: StagePlan) -> Path:
+        path = Path(plan.checkpoint).expanduser().resolve()  # type: ignore[arg-type]
+        meta = read_stage_metadata(path)
+        if meta["plugin"] != plan.plugin:
+            raise CheckpointError(
+                f"stages.{plan.name}.checkpoint: {path} is a {meta['plugin']!r} checkpoint, not {plan.plugin!r}"
+            )
+        self.log(f"[{plan.name}] using existing model {path}")
+        return path
+
+    def _check_unchanged(self, plan: StagePlan, fingerprint: str) -> None:
+        done = json.loads((self.stage_dir(plan.name) / DONE_FILE).read_text())
+        if done.get("fingerprint") == fingerprint:
+            return
+        old, new = done.get("config", {}), config_to_dict(plan.config)
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        why = f"config keys changed: {', '.join(changed)}" if changed else "an upstream stage or its checkpoint changed"
+        raise SoundstageError(
+            f"stage {plan.name!r} in {self.run_dir} was completed with a different setup ({why}); "
+            f"use another --run-dir, or --restart {plan.name} to train it again"
+        )
+
+    def _write_done(self, plan: StagePlan, fingerprint: str, checkpoint: Path | None, outputs: dict[str, Any]) -> None:
+        stage_dir = self.stage_dir(plan.name)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            stage_dir / DONE_FILE,
+            {
+                "stage": plan.name,
+                "plugin": plan.plugin,
+                "produces": list(plan.stage_class.produces),
+                "checkpoint": _relative(checkpoint, stage_dir) if checkpoint else None,
+                "outputs": outputs,
+                "fingerprint": fingerprint,
+                "config": config_to_dict(plan.config),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+
+    def _restart(self, name: str) -> None:
+        """Forget a stage's results (explicit user request): its done marker, checkpoints and model."""
+        stage_dir = self.stage_dir(name)
+        if stage_dir.exists():
+            self.log(f"[{name}] --restart: removing {stage_dir}")
+            shutil.rmtree(stage_dir)
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def _absolute_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any]:
+    """Output values written as ``./relative`` paths are resolved against the stage directory."""
+    out = {}
+    for key, value in outputs.items():
+        if isinstance(value, str) and value.startswith("./"):
+            value = str(stage_dir / value[2:])
+        out[key] = value
+    return out
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,185 @@
+"""Recipes: YAML files composed with ``defaults:``, overridden with ``key=value`` and validated by type.
+
+Loading never builds a model: it merges includes and overrides, resolves interpolations
+(``${data.sample_rate}``), validates every section against its dataclass, checks ``needs:``
+and that each stage's consumed streams are produced by a stage it needs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .config import build_config, config_to_dict
+from .dag import topological_order
+from .errors import RecipeError, SoundstageError
+from .recipe_schema import DataConfig, RecipeSchema
+from .registry import get_stage
+from .stage import Stage, StageConfig
+from .trainer import TrainerConfig
+
+#: Streams that come from the dataset itself rather than from a stage.
+DATASET_STREAMS = frozenset({"audio"})
+
+
+@dataclass
+class StagePlan:
+    """One validated stage of a recipe: plugin class, typed config, trainer and wiring."""
+
+    name: str
+    plugin: str
+    stage_class: type[Stage]
+    config: StageConfig
+    trainer: TrainerConfig
+    needs: list[str]
+    checkpoint: str | None = None
+    trainer_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    """A fully resolved, validated recipe; ``stages`` is in execution order."""
+
+    name: str
+    source: str
+    description: str
+    seed: int
+    run_root: str
+    data: DataConfig
+    trainer: TrainerConfig
+    stages: dict[str, StagePlan]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain data, every stage config with all its defaults filled in."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "seed": self.seed,
+            "run_root": self.run_root,
+            "data": config_to_dict(self.data),
+            "trainer": config_to_dict(self.trainer),
+            "stages": {
+                s.name: {
+                    "plugin": s.plugin,
+                    "needs": list(s.needs),
+                    "checkpoint": s.checkpoint,
+                    "trainer": dict(s.trainer_overrides),
+                    "config": config_to_dict(s.config),
+                }
+                for s in self.stages.values()
+            },
+        }
+
+    def to_yaml(self) -> str:
+        """The resolved recipe as YAML (what ``soundstage recipe show`` prints and runs save)."""
+        return OmegaConf.to_yaml(OmegaConf.create(self.to_dict()))
+
+
+def builtin_recipes() -> dict[str, Path]:
+    """Names and paths of the recipes shipped with the package."""
+    root = resources.files("soundstage.recipes")
+    return {p.name[:-5]: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def find_recipe(ref: str, relative_to: Path | None = None) -> Path:
+    """Resolve a recipe reference: a file path, a path relative to an including recipe, or a built-in name."""
+    candidates = [Path(ref).expanduser()]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / ref)
+    for c in candidates:
+        for path in (c, c.with_name(c.name + ".yaml")):
+            if path.is_file():
+                return path.resolve()
+    builtin = builtin_recipes()
+    name = Path(ref).name.removesuffix(".yaml")
+    if name in builtin and not Path(ref).parent.name:
+        return builtin[name]
+    raise RecipeError(f"recipe {ref!r} not found (not a file; built-in recipes: {', '.join(sorted(builtin))})")
+
+
+def _load_tree(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
+    """Load one YAML file and merge the recipes its ``defaults:`` list includes under it."""
+    if path in chain:
+        raise RecipeError(f"{path}: 'defaults' include cycle: {' -> '.join(p.name for p in chain + (path,))}")
+    try:
+        node = OmegaConf.load(path)
+    except Exception as exc:  # YAML syntax errors carry line numbers
+        raise RecipeError(f"{path}: cannot parse YAML: {exc}") from exc
+    if not isinstance(node, DictConfig):
+        raise RecipeError(f"{path}: a recipe must be a mapping at the top level")
+    includes = node.pop("defaults", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    merged = OmegaConf.create({})
+    for ref in includes or []:
+        merged = OmegaConf.merge(merged, _load_tree(find_recipe(str(ref), path.parent), chain + (path,)))
+    merged = OmegaConf.merge(merged, node)
+    if "name" not in node:
+        merged.name = path.stem  # an extending recipe gets its own name, not its parent's
+    return merged
+
+
+def parse_overrides(overrides: Sequence[str]) -> DictConfig:
+    """``key.path=value`` strings (values parsed as YAML) into a config."""
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise RecipeError(f"bad override {item!r}: expected key.path=value")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise RecipeError(f"bad override: {exc}") from exc
+
+
+def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Load, merge, override, resolve and validate a recipe (no model is built)."""
+    path = find_recipe(str(ref))
+    source = str(path)
+    tree = OmegaConf.merge(_load_tree(path), parse_overrides(overrides))
+    schema: RecipeSchema = build_config(RecipeSchema, tree, source=source)
+    if not schema.stages:
+        raise RecipeError(f"{source}: key 'stages': the recipe defines no stages")
+
+    needs = {name: list(entry.needs) for name, entry in schema.stages.items()}
+    order = topological_order(needs, source)
+    plans: dict[str, StagePlan] = {}
+    for name in order:
+        entry = schema.stages[name]
+        where = f"stages.{name}"
+        try:
+            stage_class = get_stage(entry.plugin)
+        except SoundstageError as exc:
+            raise RecipeError(f"{source}: key '{where}.plugin': {exc}") from exc
+        config = build_config(stage_class.config_class, entry.config, where=f"{where}.config", source=source)
+        trainer_overrides = dict(entry.trainer or {})
+        trainer = build_config(
+            TrainerConfig, {**config_to_dict(schema.trainer), **trainer_overrides}, where=f"{where}.trainer", source=source
+        )
+        plans[name] = StagePlan(name, entry.plugin, stage_class, config, trainer, needs[name], entry.checkpoint, trainer_overrides)
+    _check_streams(plans, source)
+    return Recipe(schema.name, source, schema.description, schema.seed, schema.run_root, schema.data, schema.trainer, plans)
+
+
+def _check_streams(plans: dict[str, StagePlan], source: str) -> None:
+    """Each consumed stream must come from the dataset or from a stage listed in ``needs``."""
+    for plan in plans.values():
+        provided = set(DATASET_STREAMS)
+        for dep in plan.needs:
+            provided |= set(plans[dep].stage_class.produces)
+        missing = [s for s in plan.stage_class.consumes if s not in provided and not _optional(plan, s)]
+        if missing:
+            raise RecipeError(
+                f"{source}: key 'stages.{plan.name}.needs': plugin {plan.plugin!r} consumes {missing} "
+                f"but no stage in needs ({plan.needs or 'none'}) produces it"
+            )
+        problems = plan.stage_class.check_upstream(plan.config, {d: (plans[d].stage_class, plans[d].config) for d in plan.needs})
+        for problem in problems:
+            raise RecipeError(f"{source}: stages.{plan.name}: {problem}")
+
+
+def _optional(plan: StagePlan, stream: str) -> bool:
+    return stream in getattr(plan.stage_class, "optional_consumes", ())
+
