@@ -29,18 +29,6 @@ def topological_order(needs: Mapping[str, Sequence[str]], source: str = "recipe"
     return order
 
 
-def with_dependencies(needs: Mapping[str, Sequence[str]], selected: Sequence[str]) -> set[str]:
-    """``selected`` plus everything they transitively need."""
-    out: set[str] = set()
-    stack = list(selected)
-    while stack:
-        s = stack.pop()
-        if s not in out:
-            out.add(s)
-            stack.extend(needs.get(s, ()))
-    return out
-
-
 def _find_cycle(needs: Mapping[str, Sequence[str]], candidates: list[str]) -> list[str]:
     path: list[str] = []
     node = candidates[0]

@@ -21,7 +21,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .checkpoint import atomic_path, read_stage_metadata, write_json_atomic
 from .config import config_to_dict
-from .dag import with_dependencies
 from .errors import CheckpointError, PreemptedError, SoundstageError
 from .recipe import Recipe, StagePlan
 from .stage import Stage, StageContext, StageRecord

@@ -188,7 +188,10 @@ class Stage(L.LightningModule):
             )
         config = build_config(stage_cls.config_class, config_dict, where="config", source=str(path))
         stage = stage_cls(config)
-        missing, unexpected = stage.load_state_dict(state_dict, strict=False)
+        try:
+            missing, unexpected = stage.load_state_dict(state_dict, strict=False)
+        except RuntimeError as exc:  # shape mismatches
+            raise SoundstageError(f"{path}: weights do not fit the {plugin!r} model built from its config: {exc}") from exc
         if missing or unexpected:
             raise SoundstageError(
                 f"{path}: weights do not fit the {plugin!r} model built from its config "

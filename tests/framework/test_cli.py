@@ -1,0 +1,48 @@
+"""The soundstage command line: verbs, listings and one-line errors."""
+import subprocess
+import sys
+
+from soundstage.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "soundstage.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_verbs():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for verb in ("run", "fit", "recipe", "plugins"):
+        assert verb in out.stdout
+
+
+def test_plugins_lists_stage_fields_and_defaults(capsys):
+    assert main(["plugins", "toy_*"]) == 0
+    text = capsys.readouterr().out
+    assert "toy_regressor" in text and "hidden" in text and "= 32" in text
+
+
+def test_recipe_show_prints_resolved_values(capsys):
+    assert main(["recipe", "show", "toy", "stages.first.config.hidden=12"]) == 0
+    text = capsys.readouterr().out
+    assert "hidden: 12" in text and "init_from_upstream: true" in text
+    assert "${" not in text  # interpolations are resolved
+
+
+def test_recipe_list_and_validate(capsys):
+    assert main(["recipe", "list"]) == 0
+    assert "toy" in capsys.readouterr().out
+    assert main(["recipe", "validate", "toy"]) == 0
+    assert "OK (2 stages: first -> second)" in capsys.readouterr().out
+
+
+def test_error_is_one_line_without_traceback():
+    out = run_cli("run", "toy", "stages.first.config.hiden=3")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "stages.first.config.hiden" in lines[0]
+
+
+def test_debug_shows_traceback():
+    out = run_cli("--debug", "recipe", "validate", "toy", "trainer.max_step=3")
+    assert out.returncode != 0 and "Traceback" in out.stderr

@@ -1,0 +1,108 @@
+"""Registry: registration, duplicates, lookup errors and entry-point discovery."""
+import textwrap
+from dataclasses import dataclass
+
+import pytest
+
+from soundstage import registry
+from soundstage.errors import SoundstageError, StageNotFoundError
+from soundstage.registry import available_stages, get_stage, list_stages, register_stage
+from soundstage.stage import Stage, StageConfig
+
+
+@dataclass
+class _Cfg(StageConfig):
+    width: int = 4
+
+
+def test_register_and_lookup():
+    @register_stage("test_reg_plain")
+    class Plain(Stage):
+        config_class = _Cfg
+
+    assert get_stage("test_reg_plain") is Plain
+    assert Plain.stage_name == "test_reg_plain"
+    assert "test_reg_plain" in available_stages()
+
+
+def test_duplicate_name_is_an_error():
+    @register_stage("test_reg_dup")
+    class First(Stage):
+        config_class = _Cfg
+
+    with pytest.raises(SoundstageError, match="already registered"):
+
+        @register_stage("test_reg_dup")
+        class Second(Stage):
+            config_class = _Cfg
+
+
+def test_non_stage_class_is_rejected():
+    with pytest.raises(SoundstageError, match="not a soundstage Stage"):
+        register_stage("test_reg_bad")(dict)
+
+
+def test_stage_without_config_dataclass_is_rejected():
+    with pytest.raises(SoundstageError, match="config_class"):
+
+        @register_stage("test_reg_nocfg")
+        class NoCfg(Stage):
+            config_class = dict  # type: ignore[assignment]
+
+
+def test_unknown_name_lists_known_and_suggests():
+    with pytest.raises(StageNotFoundError) as err:
+        get_stage("toy_regresor")
+    assert "did you mean 'toy_regressor'" in str(err.value)
+    assert "known:" in str(err.value)
+
+
+def test_builtin_stage_is_loaded_lazily_through_entry_point():
+    cls = get_stage("toy_regressor")
+    assert cls.__module__ == "soundstage.plugins.toy.stage"
+
+
+def _write_plugin_package(root, dist, module, body, entry):
+    (root / module).mkdir()
+    (root / module / "__init__.py").write_text(textwrap.dedent(body))
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[soundstage.stages]\n{entry}\n")
+
+
+def test_third_party_plugin_discovered_by_entry_point(tmp_path, monkeypatch):
+    _write_plugin_package(
+        tmp_path,
+        "ss_thirdparty",
+        "ss_thirdparty",
+        """
+        from dataclasses import dataclass
+        from soundstage.stage import Stage, StageConfig
+
+        @dataclass
+        class EchoConfig(StageConfig):
+            gain: float = 2.0
+
+        class EchoStage(Stage):
+            '''A third-party stage declared only through an entry point.'''
+            config_class = EchoConfig
+        """,
+        "echo_gain = ss_thirdparty:EchoStage",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "echo_gain" in available_stages()
+    cls = get_stage("echo_gain")
+    assert cls.__name__ == "EchoStage" and cls.stage_name == "echo_gain"
+    monkeypatch.delitem(registry._REGISTRY, "echo_gain")
+
+
+def test_broken_plugin_does_not_break_listing(tmp_path, monkeypatch):
+    _write_plugin_package(tmp_path, "ss_broken", "ss_broken", "raise ImportError('missing dependency xyz')\n", "broken_one = ss_broken:Nope")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    stages = list_stages()
+    assert isinstance(stages["broken_one"], SoundstageError)
+    assert "missing dependency xyz" in str(stages["broken_one"])
+    assert isinstance(stages["toy_regressor"], type)
+    with pytest.raises(SoundstageError, match="failed to import"):
+        get_stage("broken_one")
