@@ -35,30 +35,27 @@ def build_trainer(config: TrainerConfig, stage_dir: str | Path, monitor: str | N
 
     Callbacks: ModelCheckpoint (``last.ckpt`` every ``checkpoint_every_n_steps`` and at the end,
     plus the best by ``monitor`` when the stage names one), LearningRateMonitor, a TQDM progress
-    bar and the preemption checkpoint (SIGTERM saves ``last.ckpt`` before exiting).
+    bar and the resume checkpoint (``last.ckpt`` on SIGTERM and at the end).
     """
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from .callbacks import PreemptionCheckpoint
+    from .callbacks import ResumeCheckpoint
 
     stage_dir = Path(stage_dir)
     ckpt_dir = stage_dir / "checkpoints"
+    every = max(1, config.checkpoint_every_n_steps)
     callbacks: list[Any] = [
-        ModelCheckpoint(
-            dirpath=ckpt_dir,
-            filename="step{step:07d}",
-            auto_insert_metric_name=False,
-            save_last=True,
-            every_n_train_steps=max(1, config.checkpoint_every_n_steps),
-            save_top_k=1 if monitor else 0,
-            monitor=monitor,
-            mode="min",
-        ),
+        # last.ckpt: overwritten every `checkpoint_every_n_steps`, on SIGTERM and at the end (resume point)
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=every, save_top_k=1,
+                        enable_version_counter=False),
+        ResumeCheckpoint(ckpt_dir / "last.ckpt"),
         LearningRateMonitor(logging_interval="step"),
-        PreemptionCheckpoint(ckpt_dir / "last.ckpt"),
     ]
+    if monitor:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-step{step:07d}", auto_insert_metric_name=False,
+                                         monitor=monitor, mode="min", save_top_k=1))
     if config.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     kwargs: dict[str, Any] = dict(

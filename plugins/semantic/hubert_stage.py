@@ -1,0 +1,176 @@
+"""The ``hubert`` stage: masked prediction of the current k-means targets (one HuBERT iteration).
+
+Targets come from the upstream ``kmeans_tokenizer`` (``ctx.load_upstream("semantic")``), computed
+on the fly for every batch and never saved with this model. A following ``kmeans_tokenizer`` with
+``features: hubert`` clusters a chosen layer of this model: the next iteration's tokens.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+
+from soundstage.errors import SoundstageError
+from soundstage.registry import register_stage
+from soundstage.stage import Stage, StageConfig, StageContext
+
+from .datamodule import SemanticDataModule
+from .hubert_model import Hubert, HubertConfig, span_mask
+
+
+@dataclass
+class HubertStageConfig(StageConfig):
+    """HuBERT architecture + masked-prediction training settings."""
+
+    model: HubertConfig = field(default_factory=HubertConfig)
+    mask_start_prob: float = 0.08  # paper: p = 8% of frames start a span ...
+    mask_span: int = 10  # ... of l = 10 frames
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    warmup_steps: int = 1000
+    batch_size: int = 8
+    segment_seconds: float = 4.0
+    batches_per_epoch: Optional[int] = 100
+    val_batch_size: int = 4
+    val_max_seconds: Optional[float] = 20.0
+    val_max_items: Optional[int] = 64
+
+
+def masked_prediction_loss(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy and accuracy over masked frames: logits [B, F, K], targets [B, F], mask [B, F]."""
+    picked, labels = logits[mask], targets[mask]  # [M, K], [M]
+    loss = F.cross_entropy(picked.float(), labels)
+    acc = (picked.argmax(-1) == labels).float().mean()
+    return loss, acc
+
+
+@register_stage("hubert")
+class HubertStage(Stage):
+    """A HuBERT trained on an upstream tokenizer's targets; ``features(wave, layer)`` for the next k-means."""
+
+    config_class = HubertStageConfig
+    consumes = ("audio", "semantic")
+    produces = ("ssl_features",)
+
+    def __init__(self, config: HubertStageConfig) -> None:
+        super().__init__(config)
+        self.model = Hubert(config.model) if config.model.num_targets > 0 else None
+        self._teacher: list[Any] = []  # the target tokenizer, outside the module tree so it is never saved
+
+    def prepare(self, ctx: StageContext) -> None:
+        """Load the target tokenizer and size the prediction head to its vocabulary."""
+        teacher = ctx.load_upstream("semantic")
+        vocab = int(teacher.vocab_size)
+        cfg = self.config.model
+        if cfg.num_targets not in (0, vocab):
+            raise SoundstageError(f"hubert: model.num_targets={cfg.num_targets} but the target tokenizer has {vocab} ids")
+        if int(teacher.sample_rate) != cfg.sample_rate:
+            raise SoundstageError(f"hubert: targets are at {teacher.sample_rate} Hz audio, model at {cfg.sample_rate} Hz")
+        if self.model is None:
+            cfg.num_targets = vocab
+            self.model = Hubert(cfg)
+        self.set_teacher(teacher)
+
+    def set_teacher(self, teacher: Any) -> None:
+        """Use ``teacher.encode(wave) -> ids`` as the target source (its frame rate must divide the model's)."""
+        ratio = self.model.frame_rate / float(teacher.frame_rate)
+        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
+            raise SoundstageError(
+                f"hubert: model frame rate {self.model.frame_rate} Hz is not a whole multiple of the targets' {teacher.frame_rate} Hz"
+            )
+        self._repeat = int(round(ratio))
+        self._teacher = [teacher.eval().requires_grad_(False)]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.model.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.model.frame_rate
+
+    def features(self, wave: torch.Tensor, layer: int, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Output of transformer block ``layer`` for wave [B, T]: [B, T // hop, dim]."""
+        return self.model.features(wave, layer, lengths)
+
+    @torch.no_grad()
+    def targets(self, wave: torch.Tensor, lengths: torch.Tensor | None, frames: int) -> torch.Tensor:
+        """Teacher ids at the model's frame rate: [B, frames] (repeated when the teacher is slower)."""
+        if not self._teacher:
+            raise SoundstageError("hubert: no target tokenizer (call prepare(ctx) or set_teacher)")
+        teacher = self._teacher[0].to(wave.device)
+        ids = teacher.encode(wave, lengths) if _takes_lengths(teacher) else teacher.encode(wave)  # [B, Tt]
+        ids = ids.repeat_interleave(self._repeat, dim=1)[:, :frames]  # [B, <= frames]
+        if ids.shape[1] < frames:
+            ids = F.pad(ids, (0, frames - ids.shape[1]), value=-1)
+        return ids.long()
+
+    def _step(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        wave, lengths = batch["audio"], batch.get("lengths")
+        if lengths is None:
+            lengths = torch.full((wave.shape[0],), wave.shape[-1], device=wave.device, dtype=torch.long)
+        frames = wave.shape[-1] // self.model.hop_length
+        targets = self.targets(wave, lengths, frames)  # [B, F]
+        frame_lengths = self.model.frame_lengths(lengths)
+        mask = span_mask(frame_lengths, frames, self.config.mask_start_prob, self.config.mask_span, generator)
+        mask &= targets >= 0
+        logits = self.model(wave, lengths, mask)  # [B, F, K]
+        return masked_prediction_loss(logits, targets, mask)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, acc = self._step(batch)
+        bs = batch["audio"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train/masked_acc", acc, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # A fixed mask per batch index keeps validation losses comparable across epochs.
+        gen = torch.Generator(device=batch["audio"].device).manual_seed(batch_idx)
+        loss, acc = self._step(batch, gen)
+        bs = batch["audio"].shape[0]
+        self.log("val/loss", loss, prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log("val/masked_acc", acc, batch_size=bs, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        c = self.config
+        decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=c.lr, betas=tuple(c.betas),
+        )
+        total = self.trainer.max_steps if self.trainer.max_steps > 0 else None
+
+        def schedule(step: int) -> float:  # linear warmup, then cosine to zero at max_steps (constant without one)
+            if step < c.warmup_steps:
+                return (step + 1) / c.warmup_steps
+            if total is None or total <= c.warmup_steps:
+                return 1.0
+            progress = min(1.0, (step - c.warmup_steps) / (total - c.warmup_steps))
+            return 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
+        c = self.config
+        return SemanticDataModule(
+            ctx, c.batch_size, c.segment_seconds, c.batches_per_epoch, c.val_batch_size, c.val_max_seconds,
+            c.val_max_items, c.model.sample_rate,
+        )
+
+
+def _takes_lengths(tokenizer: Any) -> bool:
+    import inspect
+
+    try:
+        return "lengths" in inspect.signature(tokenizer.encode).parameters
+    except (TypeError, ValueError):
+        return False
