@@ -76,20 +76,20 @@ def _split(value: str | None) -> list[str]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import Pipeline
+    from .runner import PipelineRunner
     from .recipe import load_recipe
 
-    pipeline = Pipeline(load_recipe(args.recipe, args.overrides), args.run_dir)
+    pipeline = PipelineRunner(load_recipe(args.recipe, args.overrides), args.run_dir)
     results = pipeline.run(_split(args.stages) or None, restart=_split(args.restart))
     pipeline.log("summary: " + ", ".join(f"{r.name}={r.status}" for r in results) + f" (run dir: {pipeline.run_dir})")
     return 0
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from .pipeline import Pipeline
+    from .runner import PipelineRunner
     from .recipe import load_recipe
 
-    Pipeline(load_recipe(args.recipe, args.overrides), args.run_dir).run([args.stage])
+    PipelineRunner(load_recipe(args.recipe, args.overrides), args.run_dir).run([args.stage])
     return 0
 
 

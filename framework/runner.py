@@ -48,8 +48,8 @@ def is_global_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-class Pipeline:
-    """Runs a validated recipe into a run directory."""
+class PipelineRunner:
+    """Trains a validated recipe, stage by stage, into a run directory."""
 
     def __init__(self, recipe: Recipe, run_dir: str | Path | None = None, log: Callable[[str], None] = print) -> None:
         self.recipe = recipe

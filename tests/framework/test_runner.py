@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from soundstage.errors import SoundstageError
-from soundstage.pipeline import Pipeline
+from soundstage.runner import PipelineRunner
 from soundstage.recipe import load_recipe
 from soundstage.stage import Stage
 
@@ -20,7 +20,7 @@ QUIET = ["trainer.enable_progress_bar=false", "trainer.max_steps=20", "stages.se
 
 def test_runs_both_stages_then_skips_them(tmp_path):
     run_dir = tmp_path / "run"
-    results = Pipeline(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run()
+    results = PipelineRunner(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run()
     assert [r.status for r in results] == ["trained", "trained"]
     for stage in ("first", "second"):
         d = run_dir / stage
@@ -32,31 +32,31 @@ def test_runs_both_stages_then_skips_them(tmp_path):
     # the exported model loads without the recipe and predicts like the trained one
     model = Stage.load_pretrained(run_dir / "second" / "model.safetensors")
     assert model.config.init_from_upstream and model.config.frequency == 1.5
-    again = Pipeline(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run()
+    again = PipelineRunner(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run()
     assert [r.status for r in again] == ["skipped", "skipped"]
 
 
 def test_changed_config_of_done_stage_is_an_error_then_restart(tmp_path):
     run_dir = tmp_path / "run"
-    Pipeline(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run(["first"])
+    PipelineRunner(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run(["first"])
     changed = load_recipe("toy", QUIET + ["stages.first.config.frequency=3.0"])
     with pytest.raises(SoundstageError, match=r"'first'.*config keys changed: frequency.*--restart first"):
-        Pipeline(changed, run_dir, log=lambda m: None).run(["first"])
-    results = Pipeline(changed, run_dir, log=lambda m: None).run(["first"], restart=["first"])
+        PipelineRunner(changed, run_dir, log=lambda m: None).run(["first"])
+    results = PipelineRunner(changed, run_dir, log=lambda m: None).run(["first"], restart=["first"])
     assert results[0].status == "trained"
 
 
 def test_selected_stage_needs_done_dependencies(tmp_path):
     with pytest.raises(SoundstageError, match=r"stage 'second' needs \['first'\], which are not done"):
-        Pipeline(load_recipe("toy", QUIET), tmp_path / "run", log=lambda m: None).run(["second"])
+        PipelineRunner(load_recipe("toy", QUIET), tmp_path / "run", log=lambda m: None).run(["second"])
 
 
 def test_stage_can_reuse_an_existing_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
-    Pipeline(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run(["first"])
+    PipelineRunner(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run(["first"])
     exported = run_dir / "first" / "model.safetensors"
     reuse = load_recipe("toy", QUIET + [f"stages.first.checkpoint={exported}"])
-    results = Pipeline(reuse, tmp_path / "other", log=lambda m: None).run()
+    results = PipelineRunner(reuse, tmp_path / "other", log=lambda m: None).run()
     assert [r.status for r in results] == ["reused-checkpoint", "trained"]
 
 
