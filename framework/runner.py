@@ -163,6 +163,8 @@ class PipelineRunner:
         if trainer.interrupted:
             raise SoundstageError(f"stage {plan.name!r} was interrupted at step {trainer.global_step}; re-run to resume")
         outputs = stage.after_fit(ctx) or {}
+        if trainer.world_size > 1:
+            outputs["replica_checksums"] = _check_replicas_in_sync(stage, plan.name)
         return ("resumed" if resume else "trained"), outputs
 
     def _context(self, plan: StagePlan) -> StageContext:
@@ -259,6 +261,25 @@ def _absolute_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any
             value = str(stage_dir / value[2:])
         out[key] = value
     return out
+
+
+def _check_replicas_in_sync(stage: Stage, name: str) -> list[float]:
+    """All ranks must end a stage with identical weights (catches DDP desyncs before they spread)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return []
+    with torch.no_grad():
+        flat = [p.detach().double().flatten().cpu() for p in stage.state_dict().values() if p.is_floating_point()]
+        weights = torch.cat(flat) if flat else torch.zeros(1, dtype=torch.float64)
+        position = torch.arange(weights.numel(), dtype=torch.float64) % 9973 + 1
+        checksum = [float(weights.sum()), float((weights * position).sum())]
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, checksum)
+    if any(c != gathered[0] for c in gathered):
+        raise SoundstageError(f"stage {name!r}: ranks ended with different weights (checksums {gathered})")
+    return checksum
 
 
 def _barrier() -> None:
