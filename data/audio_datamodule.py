@@ -1,0 +1,144 @@
+"""AudioDataModule: random fixed-length crops of audio shards for training, deterministic validation."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from .audio_io import decode_audio_bytes, resample
+from .shards import count_samples, expand_shards
+from .stream import ShardStream, SkipCounter, make_loader, rank_and_world
+
+log = logging.getLogger("soundstage.data")
+AUDIO_EXTENSIONS = ("flac", "wav", "ogg", "opus", "mp3")
+DEFAULT_BATCHES_PER_EPOCH = 1000
+
+
+def decode_audio_sample(sample: dict[str, Any], sample_rate: int) -> tuple[str, np.ndarray, dict[str, Any]]:
+    """A raw webdataset sample -> (key, mono float32 [T] at ``sample_rate``, metadata)."""
+    ext = next((e for e in AUDIO_EXTENSIONS if e in sample), None)
+    if ext is None:
+        raise ValueError(f"no audio member (expected one of {AUDIO_EXTENSIONS}), got {sorted(sample)}")
+    wave, sr = decode_audio_bytes(sample[ext])
+    if sr != sample_rate:
+        wave = resample(wave, sr, sample_rate)
+    if wave.size == 0 or not np.isfinite(wave).all():
+        raise ValueError("empty or non-finite audio")
+    meta = json.loads(sample["json"]) if "json" in sample else {}
+    return sample["__key__"], wave, meta
+
+
+def crop(wave: np.ndarray, length: int, rng: random.Random | None, hop: int = 1) -> np.ndarray:
+    """A ``length``-sample crop of ``wave`` [T]: random start on a multiple of ``hop`` (``rng``) or the start."""
+    if length <= 0 or len(wave) <= length:
+        return wave
+    if rng is None:
+        return wave[:length]
+    start = rng.randrange((len(wave) - length) // hop + 1) * hop
+    return wave[start : start + length]
+
+
+def collate_audio(items: list[tuple[str, np.ndarray]], pad_to: int = 0) -> dict[str, Any]:
+    """[(key, wave [T_i])] -> {"audio": float32 [B, T], "lengths": int64 [B], "key": [str]} (zero padded)."""
+    lengths = [len(w) for _, w in items]
+    audio = torch.zeros(len(items), max(max(lengths), pad_to), dtype=torch.float32)
+    for i, (_, w) in enumerate(items):
+        audio[i, : len(w)] = torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+    return {"audio": audio, "lengths": torch.tensor(lengths, dtype=torch.int64), "key": [k for k, _ in items]}
+
+
+class _AudioDecode:
+    """Picklable decode+crop step run inside DataLoader workers."""
+
+    def __init__(self, sample_rate: int, length: int, hop: int) -> None:
+        self.sample_rate, self.length, self.hop = sample_rate, length, hop
+
+    def __call__(self, sample: dict[str, Any], rng: random.Random | None) -> tuple[str, np.ndarray]:
+        key, wave, _ = decode_audio_sample(sample, self.sample_rate)
+        return key, crop(wave, self.length, rng, self.hop)
+
+
+class _AudioCollate:
+    def __init__(self, pad_to: int) -> None:
+        self.pad_to = pad_to
+
+    def __call__(self, items: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
+        return collate_audio(items, self.pad_to)
+
+
+class AudioDataModule(L.LightningDataModule):
+    """Batches ``{"audio": float32 [B, T], "lengths": int64 [B], "key": list[str]}`` from audio shards.
+
+    Training yields ``batches_per_epoch`` batches per rank (default: samples / (batch x world)) of
+    random ``segment_samples`` crops starting on multiples of ``hop_length``. Validation crops the
+    first ``val_segment_samples`` (default ``segment_samples``; ``<= 0``: whole utterances) and
+    reads every shard once across ranks and workers. ``num_skipped`` counts corrupt samples.
+    """
+
+    def __init__(
+        self,
+        train_shards: str,
+        val_shards: str | None,
+        sample_rate: int,
+        batch_size: int,
+        segment_samples: int,
+        num_workers: int = 0,
+        batches_per_epoch: int | None = None,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        val_segment_samples: int | None = None,
+        pin_memory: bool = False,
+        prefetch_factor: int = 2,
+        hop_length: int = 1,
+    ) -> None:
+        super().__init__()
+        self.train_shards, self.val_shards = train_shards, val_shards
+        self.sample_rate, self.batch_size = sample_rate, batch_size
+        self.segment_samples = segment_samples
+        self.val_segment_samples = segment_samples if val_segment_samples is None else val_segment_samples
+        self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor
+        self.batches_per_epoch = batches_per_epoch
+        self.shuffle_buffer, self.seed, self.hop_length = shuffle_buffer, seed, max(hop_length, 1)
+        self.rank: int | None = None  # set both to simulate a rank without a Trainer
+        self.world_size: int | None = None
+        self.skipped = SkipCounter()
+
+    @property
+    def num_skipped(self) -> int:
+        """Corrupt samples skipped so far (all workers, this process)."""
+        return self.skipped.count
+
+    def _batches_per_epoch(self, urls: list[str], world_size: int) -> int:
+        if self.batches_per_epoch is not None:
+            return int(self.batches_per_epoch)
+        total = count_samples(urls)
+        if total is None:
+            log.warning("remote training shards and no batches_per_epoch given; using %d", DEFAULT_BATCHES_PER_EPOCH)
+            return DEFAULT_BATCHES_PER_EPOCH
+        return max(1, total // (self.batch_size * world_size))
+
+    def train_dataloader(self):
+        rank, world = rank_and_world(self)
+        urls = expand_shards(self.train_shards)
+        stream = ShardStream(
+            urls, _AudioDecode(self.sample_rate, self.segment_samples, self.hop_length),
+            _AudioCollate(self.segment_samples), self.batch_size, self.skipped, train=True,
+            batches_per_epoch=self._batches_per_epoch(urls, world), shuffle_buffer=self.shuffle_buffer,
+            seed=self.seed, rank=rank, world_size=world,
+        )
+        return make_loader(stream, self.num_workers, self.pin_memory, self.prefetch_factor)
+
+    def val_dataloader(self):
+        if not self.val_shards:
+            return []
+        rank, world = rank_and_world(self)
+        stream = ShardStream(
+            expand_shards(self.val_shards), _AudioDecode(self.sample_rate, self.val_segment_samples, 1),
+            _AudioCollate(0), self.batch_size, self.skipped, train=False, seed=self.seed, rank=rank, world_size=world,
+        )
+        return make_loader(stream, self.num_workers, self.pin_memory, self.prefetch_factor)

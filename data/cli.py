@@ -1,0 +1,160 @@
+"""``soundstage data ...``: make audio shards (user audio, embedded corpora) and inspect shards.
+
+``add_data_commands(subparsers)`` adds the ``data`` verb to the main CLI; every handler takes
+the parsed ``argparse.Namespace`` and returns an exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from soundstage.errors import SoundstageError
+
+
+def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``data shard | speech | music | info`` to the main CLI's subparsers."""
+    data = subparsers.add_parser("data", help="make and inspect WebDataset audio shards")
+    data.set_defaults(func=lambda args: data.print_help() or 2)
+    sub = data.add_subparsers(dest="data_command", metavar="{shard,speech,music,info}")
+
+    p = sub.add_parser("shard", help="shard a folder or CSV/JSONL manifest of audio files into FLAC tars")
+    p.add_argument("input", help="folder (searched recursively) or .csv/.tsv/.jsonl manifest with a 'path' column")
+    p.add_argument("out", help="output folder for the shards, index.json and the skip report")
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--shard-mb", type=float, default=256.0, help="target shard size in MB")
+    p.add_argument("--segment-seconds", type=float, default=None, help="split longer files into segments")
+    p.add_argument("--min-seconds", type=float, default=0.1, help="skip files shorter than this")
+    p.add_argument("--max-channels", type=int, default=8, help="skip files with more channels")
+    p.add_argument("--workers", type=int, default=0, help="decoding processes (0: in this process)")
+    p.add_argument("--prefix", default="shard")
+    p.set_defaults(func=cmd_shard)
+
+    for name, what in (("speech", "speech corpus (espeak-ng, with phoneme timings)"),
+                       ("music", "music corpus (procedural multi-instrument pieces)")):
+        p = sub.add_parser(name, help=f"synthesise the embedded {what}")
+        p.add_argument("out")
+        p.add_argument("--hours", type=float, required=True)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--sample-rate", type=int, default=16000)
+        p.add_argument("--val-fraction", type=float, default=0.1)
+        p.add_argument("--shard-mb", type=float, default=64.0)
+        if name == "speech":
+            p.add_argument("--workers", type=int, default=0, help="synthesis processes")
+        p.set_defaults(func=cmd_speech if name == "speech" else cmd_music)
+
+    p = sub.add_parser("info", help="summarise shards (a pattern, folder, list file or URL)")
+    p.add_argument("shards")
+    p.add_argument("--scan", action="store_true", help="read every sample even when an index.json exists")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    """Handler of ``data shard``."""
+    from .ingest import ShardJobConfig, format_report, shard_audio
+
+    cfg = ShardJobConfig(
+        sample_rate=args.sample_rate, shard_bytes=args.shard_mb * 1e6, min_seconds=args.min_seconds,
+        max_channels=args.max_channels, segment_seconds=args.segment_seconds, num_workers=args.workers,
+        prefix=args.prefix,
+    )
+    try:
+        index = shard_audio(args.input, args.out, cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SoundstageError(str(exc)) from exc
+    print(format_report(index))
+    print(f"index: {Path(args.out) / 'index.json'}")
+    return 0
+
+
+def _print_corpus(out: str, indexes: dict) -> None:
+    for split, index in indexes.items():
+        print(f"{split}: {index['num_samples']} samples, {index['total_seconds'] / 60:.1f} min -> "
+              f"{Path(out) / split / index['pattern']}")
+
+
+def cmd_speech(args: argparse.Namespace) -> int:
+    """Handler of ``data speech``."""
+    from .speech_corpus import synthesize_speech
+
+    _print_corpus(args.out, synthesize_speech(
+        args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate, val_fraction=args.val_fraction,
+        num_workers=args.workers, shard_bytes=args.shard_mb * 1e6,
+    ))
+    return 0
+
+
+def cmd_music(args: argparse.Namespace) -> int:
+    """Handler of ``data music``."""
+    from .music_corpus import synthesize_music
+
+    _print_corpus(args.out, synthesize_music(
+        args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate, val_fraction=args.val_fraction,
+        shard_bytes=args.shard_mb * 1e6,
+    ))
+    return 0
+
+
+def _from_index(urls: list[str]) -> dict | None:
+    """Totals from the ``index.json`` beside local shards, if it lists every one of them."""
+    from .shards import is_remote
+
+    folders = {Path(u).parent for u in urls}
+    if any(is_remote(u) for u in urls) or len(folders) != 1 or not (next(iter(folders)) / "index.json").exists():
+        return None
+    index = json.loads((next(iter(folders)) / "index.json").read_text())
+    listed = {s["name"]: s for s in index.get("shards", [])}
+    if not all(Path(u).name in listed for u in urls):
+        return None
+    rows = [listed[Path(u).name] for u in urls]
+    out = {"samples": sum(r["count"] for r in rows), "hours": round(sum(r["seconds"] for r in rows) / 3600, 4),
+           "from": "index.json"}
+    if "sample_rate" in index:
+        out["sample_rate"] = index["sample_rate"]
+    if index.get("skipped"):
+        out["skipped_inputs"] = len(index["skipped"])
+    return out
+
+
+def shard_summary(spec: str, scan: bool = False) -> dict:
+    """Counts, durations, sample rates and member types of the shards named by ``spec``."""
+    import webdataset as wds
+
+    from .shards import expand_shards
+
+    try:
+        urls = expand_shards(spec)
+    except FileNotFoundError as exc:
+        raise SoundstageError(str(exc)) from exc
+    summary: dict = {"shards": len(urls), "first": urls[0], "last": urls[-1]}
+    indexed = None if scan else _from_index(urls)
+    if indexed is not None:
+        return {**summary, **indexed}
+    seconds, rates, exts, errors, n = 0.0, Counter(), Counter(), [], 0
+
+    def note(exc: Exception) -> bool:
+        errors.append(f"{type(exc).__name__}: {exc}")
+        return True
+
+    for sample in wds.DataPipeline(wds.SimpleShardList(urls), wds.tarfile_to_samples(handler=note)):
+        n += 1
+        exts.update(k for k in sample if not k.startswith("__"))
+        try:
+            meta = json.loads(sample.get("json", b"{}"))
+        except ValueError as exc:
+            note(exc)
+            continue
+        seconds += float(meta.get("duration", 0.0))
+        for k in ("sample_rate", "semantic_rate", "acoustic_rate"):
+            if k in meta:
+                rates[f"{k}={meta[k]}"] += 1
+    summary.update(samples=n, hours=round(seconds / 3600, 4), members=dict(exts), rates=dict(rates),
+                   errors=len(errors), first_errors=errors[:5])
+    return summary
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Handler of ``data info``: print the summary as JSON."""
+    print(json.dumps(shard_summary(args.shards, args.scan), indent=2))
+    return 0

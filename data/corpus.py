@@ -1,0 +1,93 @@
+"""The embedded default dataset: synthesise a corpus once into a cache directory, return its shards.
+
+The cache folder is keyed by every parameter that changes the audio, so a recipe that asks for
+another size or rate gets its own corpus. Generation writes into a temp folder that is renamed
+into place when complete, under a file lock, so concurrent ranks or an interrupted run never see
+(or leave) a half-written corpus.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .shard_writer import INDEX_FILE
+
+if TYPE_CHECKING:
+    from soundstage.recipe_schema import DataConfig
+
+CORPUS_VERSION = 1  # bump when synthesis changes, so old caches are not reused
+CORPORA = ("speech", "music")
+
+
+def corpus_params(data_cfg: "DataConfig") -> dict[str, Any]:
+    """The parameters that define a corpus (and its cache key)."""
+    if data_cfg.corpus not in CORPORA:
+        raise ValueError(f"data.corpus must be one of {CORPORA}, got {data_cfg.corpus!r}")
+    return {
+        "corpus": data_cfg.corpus,
+        "hours": float(data_cfg.hours),
+        "sample_rate": int(data_cfg.sample_rate),
+        "val_fraction": float(data_cfg.val_fraction),
+        "seed": int(data_cfg.corpus_seed),
+        "version": CORPUS_VERSION,
+    }
+
+
+def corpus_dir(data_cfg: "DataConfig") -> Path:
+    """Where the corpus for ``data_cfg`` lives (whether or not it exists yet)."""
+    params = corpus_params(data_cfg)
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"{params['corpus']}-{params['sample_rate']}hz-{params['hours']:g}h-seed{params['seed']}-{digest}"
+    return Path(os.path.expanduser(data_cfg.cache_dir)) / name
+
+
+def generate_corpus(out_dir: str | Path, params: dict[str, Any], progress: bool = True) -> dict[str, Any]:
+    """Synthesise the corpus described by ``params`` into ``out_dir`` (train/ and val/)."""
+    common = dict(hours=params["hours"], seed=params["seed"], sample_rate=params["sample_rate"],
+                  val_fraction=params["val_fraction"], progress=progress)
+    if params["corpus"] == "speech":
+        from .speech_corpus import synthesize_speech
+
+        return synthesize_speech(out_dir, **common)
+    from .music_corpus import synthesize_music
+
+    return synthesize_music(out_dir, **common)
+
+
+def _patterns(root: Path) -> tuple[str, str]:
+    pats = []
+    for split in ("train", "val"):
+        index = json.loads((root / split / INDEX_FILE).read_text())
+        pats.append(str(root / split / index["pattern"]))
+    return pats[0], pats[1]
+
+
+def prepare_corpus(data_cfg: "DataConfig", progress: bool = True) -> tuple[str, str]:
+    """Generate the embedded corpus once (cached) and return its (train, val) shard patterns."""
+    final = corpus_dir(data_cfg)
+    if (final / "corpus.json").exists():
+        return _patterns(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # other ranks wait here, then find the finished corpus
+        try:
+            if not (final / "corpus.json").exists():
+                params = corpus_params(data_cfg)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+                try:
+                    generate_corpus(tmp, params, progress=progress)
+                    (tmp / "corpus.json").write_text(json.dumps(params, indent=2) + "\n")
+                    if final.exists():  # a leftover without corpus.json is incomplete
+                        shutil.rmtree(final)
+                    os.replace(tmp, final)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return _patterns(final)

@@ -1,0 +1,208 @@
+"""The streaming core shared by the audio and token datamodules.
+
+``ShardStream`` is an ``IterableDataset`` that reads WebDataset tars and yields ready batches:
+
+- training: every (rank, worker) draws shards with replacement from its own RNG (seeded by
+  seed, epoch, rank, worker), so streams never run dry, and yields a fixed number of batches;
+  the rank's workers together yield exactly ``batches_per_epoch``, the same on every rank, so
+  DDP never waits on a rank that ran out of data;
+- validation: the sorted shard list is split by rank, then by worker, so each shard is read
+  exactly once per pass across ranks x workers, in a fixed order.
+
+A sample that fails to read or decode is skipped, logged and counted in a counter shared with
+the DataLoader workers, never fatal.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import random
+from multiprocessing.context import get_spawning_popen
+from typing import Any, Callable, Iterator
+
+import torch
+import webdataset as wds
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+log = logging.getLogger("soundstage.data")
+
+
+class SkipCounter:
+    """Counts skipped (corrupt) samples across DataLoader worker processes; warns for the first few."""
+
+    def __init__(self, warn_first: int = 10) -> None:
+        # Shared memory, inherited by DataLoader workers (fork or spawn) and spawned DDP ranks.
+        self._value = mp.get_context("spawn").Value("l", 0)
+        self.warn_first = warn_first
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if get_spawning_popen() is None:  # plain pickling (deepcopy, ...): the copy counts on its own
+            state["_value"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._value is None:
+            self._value = mp.get_context("spawn").Value("l", 0)
+
+    @property
+    def count(self) -> int:
+        return int(self._value.value)
+
+    def reset(self) -> None:
+        with self._value.get_lock():
+            self._value.value = 0
+
+    def __call__(self, exn: Exception) -> bool:
+        """A webdataset handler: record the error and continue (returns True)."""
+        with self._value.get_lock():
+            self._value.value += 1
+            n = self._value.value
+        if n <= self.warn_first or n % 1000 == 0:
+            log.warning("skipping corrupt sample (%d skipped so far): %s: %s", n, type(exn).__name__, exn)
+        return True
+
+
+def worker_split() -> tuple[int, int]:
+    """(worker id, number of workers) of the current DataLoader worker, (0, 1) in the main process."""
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+class ShardStream(IterableDataset):
+    """Batches from WebDataset shards; ``decode(sample, rng)`` makes an item (or raises), ``collate`` a batch.
+
+    ``rng`` is a ``random.Random`` for training crops and ``None`` in validation (deterministic).
+    """
+
+    def __init__(
+        self,
+        urls: list[str],
+        decode: Callable[[dict[str, Any], random.Random | None], Any],
+        collate: Callable[[list[Any]], dict[str, Any]],
+        batch_size: int,
+        skipped: SkipCounter,
+        *,
+        train: bool,
+        batches_per_epoch: int = 1,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__()
+        self.urls = list(urls) if train else sorted(urls)
+        self.decode, self.collate = decode, collate
+        self.batch_size = batch_size
+        self.skipped = skipped
+        self.train = train
+        self.batches_per_epoch = batches_per_epoch
+        self.shuffle_buffer = shuffle_buffer
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0  # bumped by EpochDataLoader before workers start, so each epoch differs
+
+    def __len__(self) -> int:
+        if not self.train:
+            raise TypeError("the validation stream has no fixed length")
+        return self.batches_per_epoch
+
+    # --- shard selection --------------------------------------------------------------------
+    def _resampled_urls(self, rng: random.Random) -> Iterator[dict[str, str]]:
+        while True:
+            yield {"url": rng.choice(self.urls)}
+
+    def val_shards(self, rank: int, world_size: int, worker: int, num_workers: int) -> list[str]:
+        """The validation shards read by ``worker`` of ``rank`` (disjoint, together all shards)."""
+        return self.urls[rank::world_size][worker::num_workers]
+
+    # --- iteration ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker, num_workers = worker_split()
+        if self.train:
+            yield from self._train_batches(worker, num_workers)
+        else:
+            yield from self._val_batches(worker, num_workers)
+
+    def _items(self, url_dicts, rng: random.Random | None) -> Iterator[Any]:
+        for sample in wds.tarfile_samples(url_dicts, handler=self.skipped):
+            try:
+                item = self.decode(sample, rng)
+            except Exception as exc:  # a corrupt member: skip and count, never fatal
+                self.skipped(ValueError(f"{sample.get('__url__', '?')}: {sample.get('__key__', '?')}: {exc}"))
+                continue
+            if item is not None:
+                yield item
+
+    def _train_batches(self, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
+        # Split the rank's fixed batch count over its workers; the DataLoader interleaves them.
+        n = self.batches_per_epoch // num_workers + (worker < self.batches_per_epoch % num_workers)
+        if n == 0:
+            return
+        rng = random.Random(f"{self.seed}-{self.epoch}-{self.rank}-{worker}")  # str seeds are stable
+        state = {"items": 0}
+        items = self._items(self._guarded(self._resampled_urls(rng), state), rng)
+        buffer: list[Any] = []
+        batch: list[Any] = []
+        made = 0
+        for item in items:
+            state["items"] += 1
+            # Sample shuffle buffer: emit a random element once the buffer is full.
+            buffer.append(item)
+            if len(buffer) < max(self.shuffle_buffer, 1):
+                continue
+            batch.append(buffer.pop(rng.randrange(len(buffer))))
+            if len(batch) == self.batch_size:
+                yield self.collate(batch)
+                batch, made = [], made + 1
+                if made == n:
+                    return
+
+    def _guarded(self, url_dicts: Iterator[dict[str, str]], state: dict[str, int]) -> Iterator[dict[str, str]]:
+        """Stop a training stream that cannot produce anything instead of spinning forever."""
+        for i, url in enumerate(url_dicts):
+            if i >= 4 * len(self.urls) + 8 and state["items"] == 0:
+                raise RuntimeError(f"no readable samples in {len(self.urls)} training shards (e.g. {self.urls[0]})")
+            yield url
+
+    def _val_batches(self, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
+        urls = self.val_shards(self.rank, self.world_size, worker, num_workers)
+        batch: list[Any] = []
+        for item in self._items(({"url": u} for u in urls), None):
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield self.collate(batch)
+                batch = []
+        if batch:
+            yield self.collate(batch)
+
+
+class EpochDataLoader(DataLoader):
+    """A DataLoader over a ``ShardStream`` that advances the stream's epoch on every pass."""
+
+    def __iter__(self):
+        self.dataset.epoch += 1  # set before workers are (re)started, so they see the new epoch
+        return super().__iter__()
+
+
+def make_loader(stream: ShardStream, num_workers: int, pin_memory: bool, prefetch_factor: int) -> DataLoader:
+    """DataLoader for a batch-yielding stream (batching happens in the workers)."""
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=False)
+    return EpochDataLoader(
+        stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory and torch.cuda.is_available(),
+        **kwargs,
+    )
+
+
+def rank_and_world(datamodule: Any) -> tuple[int, int]:
+    """The process's (global rank, world size): explicit override, attached Trainer, torch.distributed."""
+    if getattr(datamodule, "rank", None) is not None:
+        return int(datamodule.rank), int(datamodule.world_size or 1)
+    trainer = getattr(datamodule, "trainer", None)
+    if trainer is not None:
+        return int(trainer.global_rank), int(trainer.world_size)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1

@@ -1,0 +1,134 @@
+"""Token shards: precomputed semantic ids and acoustic codes, and aligned window crops of them.
+
+One sample is ``<key>.semantic.npy`` (int [Ts]), ``<key>.acoustic.npy`` (int [Q, Ta]) and
+``<key>.json`` (key, duration, sample_rate, semantic_rate, acoustic_rate + source metadata).
+Either array may be absent when only one token stream was computed.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import random
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import webdataset as wds
+
+STREAM_EXT = {"semantic": "semantic.npy", "acoustic": "acoustic.npy"}
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def load_npy(data: bytes) -> np.ndarray:
+    """``.npy`` bytes -> array (never unpickles)."""
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def _token_dtype(vocab: int | None) -> type:
+    return np.int16 if vocab is not None and vocab <= 32767 else np.int32
+
+
+class TokenShardWriter:
+    """Write token samples into ``<out_dir>/<prefix>-%06d.tar`` (temp name until each shard is closed)."""
+
+    def __init__(self, out_dir: str | Path, prefix: str, max_bytes: float = 128e6, max_count: int = 100_000) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.prefix = prefix
+        self.shards: list[str] = []
+        self.count = 0
+        self._files: dict[str, Any] = {}
+        self._writer = wds.ShardWriter(
+            str(self.out_dir / f"{prefix}-%06d.tar"), maxcount=max_count, maxsize=max_bytes, post=self._on_close,
+            verbose=0, opener=self._open, mtime=0.0,
+        )
+        self._in_shard = 0
+
+    def _open(self, fname: str):
+        fh = open(fname + ".tmp", "wb")
+        self._files[fname] = fh
+        return fh
+
+    def _on_close(self, fname: str) -> None:
+        self._files.pop(fname).close()
+        if self._in_shard == 0:  # ShardWriter opens a shard eagerly; drop it if it stayed empty
+            os.unlink(fname + ".tmp")
+            return
+        os.replace(fname + ".tmp", fname)
+        self.shards.append(fname)
+        self._in_shard = 0
+
+    def write(
+        self,
+        key: str,
+        meta: dict[str, Any],
+        semantic: np.ndarray | None = None,
+        acoustic: np.ndarray | None = None,
+    ) -> None:
+        """Write one sample: ``semantic`` [Ts], ``acoustic`` [Q, Ta] integer arrays + metadata."""
+        sample: dict[str, Any] = {"__key__": key, "json": json.dumps({"key": key, **meta}).encode()}
+        if semantic is not None:
+            sample[STREAM_EXT["semantic"]] = _npy_bytes(np.asarray(semantic).astype(_token_dtype(meta.get("semantic_vocab_size"))))
+        if acoustic is not None:
+            acoustic = np.asarray(acoustic)
+            assert acoustic.ndim == 2, "acoustic codes must be [Q, T]"
+            sample[STREAM_EXT["acoustic"]] = _npy_bytes(acoustic.astype(_token_dtype(meta.get("codebook_size"))))
+        self._writer.write(sample)  # may close the previous shard first (then _in_shard restarts at 0)
+        self._in_shard += 1
+        self.count += 1
+
+    def close(self) -> list[str]:
+        """Finish the last shard; returns the paths of every shard written."""
+        self._writer.close()
+        return self.shards
+
+
+def decode_token_sample(sample: dict[str, Any], streams: tuple[str, ...]) -> dict[str, Any]:
+    """A raw webdataset token sample -> {"key", "meta", stream: int64 array} for ``streams``."""
+    meta = json.loads(sample["json"])
+    out: dict[str, Any] = {"key": sample["__key__"], "meta": meta}
+    for s in streams:
+        ext = STREAM_EXT[s]
+        if ext not in sample:
+            raise ValueError(f"token sample {sample['__key__']!r} has no {s} tokens")
+        out[s] = load_npy(sample[ext]).astype(np.int64)
+    return out
+
+
+def _rate_grid(rates: list[float]) -> Fraction:
+    """The largest frequency g such that every rate is an integer multiple of g (gcd of the rates)."""
+    fr = [Fraction(r).limit_denominator(1000) for r in rates]
+    num = math.gcd(*[f.numerator for f in fr])
+    den = math.lcm(*[f.denominator for f in fr])
+    return Fraction(num, den)
+
+
+def crop_aligned(item: dict[str, Any], streams: tuple[str, ...], window_seconds: float | None, rng: random.Random | None) -> dict[str, Any]:
+    """Cut the same time window out of every stream (random start if ``rng``, else the start).
+
+    The start is a multiple of ``1 / gcd(rates)`` seconds, so it falls on a frame boundary of
+    every stream (e.g. 25 Hz semantic + 50 Hz acoustic: starts on whole semantic frames).
+    """
+    if not window_seconds:
+        return item
+    meta = item["meta"]
+    rates = {s: float(meta[f"{s}_rate"]) for s in streams}
+    grid = _rate_grid(list(rates.values()))
+    per_unit = {s: int(Fraction(rates[s]).limit_denominator(1000) / grid) for s in streams}  # frames per grid step
+    win_units = max(int(math.floor(window_seconds * grid)), 1)
+    avail = min(item[s].shape[-1] // per_unit[s] for s in streams)  # whole grid steps in every stream
+    slack = avail - win_units
+    start = rng.randrange(slack + 1) if rng is not None and slack > 0 else 0
+    out = dict(item)
+    for s in streams:
+        a, n = start * per_unit[s], win_units * per_unit[s]
+        out[s] = item[s][..., a : a + n]
+    return out

@@ -1,0 +1,209 @@
+"""The ``tokenize`` job stage: encode the audio shards into token shards with the upstream models.
+
+Runs Lightning's predict loop, so the work is split over every device and node the trainer
+section asks for: each rank reads its share of the shards (whole utterances) and writes its own
+token shards ``tokens/<split>/r<rank>-%06d.tar``; rank 0 then writes ``index.json`` per split.
+LM stages read the results through ``TokenDataModule``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from soundstage.checkpoint import write_json_atomic
+from soundstage.errors import SoundstageError
+from soundstage.registry import register_stage
+from soundstage.stage import Stage, StageConfig, StageContext
+
+from .audio_datamodule import collate_audio, crop, decode_audio_sample
+from .shards import expand_shards
+from .stream import ShardStream, SkipCounter, make_loader, rank_and_world
+from .token_shards import TokenShardWriter
+
+STREAMS = ("semantic", "acoustic")
+log = logging.getLogger("soundstage.data")
+
+
+@dataclass
+class TokenizeConfig(StageConfig):
+    """Options of the tokenize job."""
+
+    batch_size: int = 8
+    num_quantizers: Optional[int] = None  # acoustic levels to keep (default: all of the codec's)
+    max_seconds: Optional[float] = None  # cut longer utterances to bound memory (None: whole)
+    shard_mb: int = 128  # target size of a token shard
+    num_workers: Optional[int] = None  # loader workers (default: data.num_workers)
+
+
+class _UtteranceDecode:
+    def __init__(self, sample_rate: int, max_samples: int) -> None:
+        self.sample_rate, self.max_samples = sample_rate, max_samples
+
+    def __call__(self, sample: dict[str, Any], rng: Any) -> tuple[str, np.ndarray, dict[str, Any]]:
+        key, wave, meta = decode_audio_sample(sample, self.sample_rate)
+        return key, crop(wave, self.max_samples, None), meta
+
+
+def _collate_utterances(items: list[tuple[str, np.ndarray, dict]]) -> dict[str, Any]:
+    batch = collate_audio([(k, w) for k, w, _ in items])
+    batch["meta"] = [m for _, _, m in items]
+    return batch
+
+
+class UtteranceDataModule(L.LightningDataModule):
+    """Whole utterances of one split, each shard read by exactly one rank x worker (predict only)."""
+
+    def __init__(self, shards: str, sample_rate: int, batch_size: int, max_samples: int, num_workers: int) -> None:
+        super().__init__()
+        self.shards, self.sample_rate, self.batch_size = shards, sample_rate, batch_size
+        self.max_samples, self.num_workers = max_samples, num_workers
+        self.rank: int | None = None
+        self.world_size: int | None = None
+        self.skipped = SkipCounter()
+
+    def predict_dataloader(self):
+        rank, world = rank_and_world(self)
+        stream = ShardStream(
+            expand_shards(self.shards), _UtteranceDecode(self.sample_rate, self.max_samples), _collate_utterances,
+            self.batch_size, self.skipped, train=False, rank=rank, world_size=world,
+        )
+        return make_loader(stream, self.num_workers, pin_memory=False, prefetch_factor=2)
+
+
+class TokenWriter(BasePredictionWriter):
+    """Writes each predicted batch into this rank's token shards; rank 0 indexes them at the end."""
+
+    def __init__(self, out_dir: Path, shard_bytes: float) -> None:
+        super().__init__(write_interval="batch")
+        self.out_dir, self.shard_bytes = out_dir, shard_bytes
+        self.writer: TokenShardWriter | None = None
+        self.counts: dict[str, tuple[int, float]] = {}
+        self._current: tuple[int, float] = (0, 0.0)
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        rank = trainer.global_rank
+        for old in self.out_dir.glob(f"r{rank}-*"):  # a previous, interrupted attempt of this rank
+            old.unlink()
+        self.writer = TokenShardWriter(self.out_dir, f"r{rank}", max_bytes=self.shard_bytes)
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        for sample in prediction:
+            shards_before = len(self.writer.shards)
+            self.writer.write(sample["key"], sample["meta"], sample.get("semantic"), sample.get("acoustic"))
+            if len(self.writer.shards) > shards_before:  # the previous shard was closed by this write
+                self.counts[Path(self.writer.shards[-1]).name] = self._current
+                self._current = (0, 0.0)
+            n, sec = self._current
+            self._current = (n + 1, sec + float(sample["meta"]["duration"]))
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        shards = self.writer.close()
+        if shards and Path(shards[-1]).name not in self.counts:
+            self.counts[Path(shards[-1]).name] = self._current
+        rank = trainer.global_rank
+        write_json_atomic(self.out_dir / f"r{rank}.json", {n: list(c) for n, c in self.counts.items()})
+        trainer.strategy.barrier("tokenize-written")
+        if trainer.is_global_zero:
+            merged: dict[str, list] = {}
+            for part in sorted(self.out_dir.glob("r*.json")):
+                merged.update(json.loads(part.read_text()))
+            write_json_atomic(self.out_dir / "index.json", {
+                "num_shards": len(merged),
+                "num_samples": sum(c for c, _ in merged.values()),
+                "total_seconds": round(sum(s for _, s in merged.values()), 3),
+                "shards": [{"name": n, "count": c, "seconds": round(s, 3)} for n, (c, s) in sorted(merged.items())],
+            })
+        trainer.strategy.barrier("tokenize-indexed")
+
+
+@register_stage("tokenize")
+class TokenizeStage(Stage):
+    """Encode the recipe's audio shards into token shards with the upstream semantic/acoustic models."""
+
+    config_class = TokenizeConfig
+    consumes = ("audio", "acoustic", "semantic")
+    produces = ("tokens",)
+    trainable = False
+
+    def __init__(self, config: TokenizeConfig) -> None:
+        super().__init__(config)
+        self.models = torch.nn.ModuleDict()  # filled in run() from the upstream stages
+        self.sample_rate = 0
+
+    # --- the job -------------------------------------------------------------------------------
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        for stream in STREAMS:
+            if any(stream in rec.produces for rec in ctx.upstream.values()):
+                self.models[stream] = ctx.load_upstream(stream)
+        if not self.models:
+            raise SoundstageError(f"stage {ctx.name!r}: tokenize needs a stage producing 'semantic' or 'acoustic'")
+        self.sample_rate = ctx.data.sample_rate
+        for stream, model in self.models.items():
+            if int(model.sample_rate) != self.sample_rate:
+                raise SoundstageError(
+                    f"stage {ctx.name!r}: the {stream} model runs at {model.sample_rate} Hz but data.sample_rate "
+                    f"is {self.sample_rate} Hz"
+                )
+        if not ctx.train_shards:
+            raise SoundstageError(f"stage {ctx.name!r}: no audio shards to tokenize")
+        outputs: dict[str, Any] = self.stream_info()
+        for split, shards in (("train", ctx.train_shards), ("val", ctx.val_shards)):
+            if shards:
+                outputs[f"{split}_tokens"] = str(self.tokenize_split(ctx, shards, ctx.stage_dir / "tokens" / split))
+        return outputs
+
+    def stream_info(self) -> dict[str, Any]:
+        """Rates and sizes of the token streams (the outputs LM stages read)."""
+        info: dict[str, Any] = {}
+        if "semantic" in self.models:
+            info["semantic_rate"] = float(self.models["semantic"].frame_rate)
+            info["semantic_vocab_size"] = int(self.models["semantic"].vocab_size)
+        if "acoustic" in self.models:
+            codec = self.models["acoustic"]
+            info["acoustic_rate"] = float(codec.frame_rate)
+            info["num_quantizers"] = int(self.config.num_quantizers or codec.num_quantizers)
+            info["codebook_size"] = int(codec.codebook_size)
+        return info
+
+    def tokenize_split(self, ctx: StageContext, shards: str, out_dir: Path) -> Path:
+        """Encode one split's shards into ``out_dir`` on every rank; returns ``out_dir``."""
+        cfg = self.config
+        out_dir.mkdir(parents=True, exist_ok=True)
+        max_samples = int(cfg.max_seconds * self.sample_rate) if cfg.max_seconds else 0
+        workers = ctx.data.num_workers if cfg.num_workers is None else cfg.num_workers
+        dm = UtteranceDataModule(shards, self.sample_rate, cfg.batch_size, max_samples, workers)
+        writer = TokenWriter(out_dir, cfg.shard_mb * 1e6)
+        trainer = ctx.make_trainer(callbacks=[writer], logger=False)
+        trainer.predict(self, datamodule=dm, return_predictions=False)
+        if dm.skipped.count:
+            log.warning("tokenize: skipped %d corrupt audio samples in %s", dm.skipped.count, shards)
+        return out_dir
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        wave, lengths = batch["audio"], batch["lengths"]  # [B, T], [B]
+        info = self.stream_info()
+        tokens: dict[str, torch.Tensor] = {}
+        if "semantic" in self.models:
+            tokens["semantic"] = self.models["semantic"].encode(wave)  # [B, Ts]
+        if "acoustic" in self.models:
+            tokens["acoustic"] = self.models["acoustic"].encode(wave, num_quantizers=info["num_quantizers"])  # [B, Q, Ta]
+        out = []
+        for i, key in enumerate(batch["key"]):
+            seconds = int(lengths[i]) / self.sample_rate
+            meta = {**batch["meta"][i], "key": key, "duration": seconds, "sample_rate": self.sample_rate, **info}
+            sample: dict[str, Any] = {"key": key, "meta": meta}
+            for stream, t in tokens.items():
+                # Frames covering this utterance's real samples (the rest is padding of the batch).
+                n = min(t.shape[-1], math.ceil(seconds * info[f"{stream}_rate"] - 1e-6))
+                sample[stream] = t[i, ..., :n].cpu().numpy()
+            out.append(sample)
+        return out
