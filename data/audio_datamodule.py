@@ -12,7 +12,7 @@ import torch
 
 from .audio_io import decode_audio_bytes, resample
 from .shards import count_samples, expand_shards
-from .stream import ShardStream, SkipCounter, make_loader, rank_and_world
+from .stream import ShardStream, SkipCounter, make_loader, rank_and_world, start_step
 
 log = logging.getLogger("soundstage.data")
 AUDIO_EXTENSIONS = ("flac", "wav", "ogg", "opus", "mp3")
@@ -129,7 +129,7 @@ class AudioDataModule(L.LightningDataModule):
             urls, _AudioDecode(self.sample_rate, self.segment_samples, self.hop_length),
             _AudioCollate(self.segment_samples), self.batch_size, self.skipped, train=True,
             batches_per_epoch=self._batches_per_epoch(urls, world), shuffle_buffer=self.shuffle_buffer,
-            seed=self.seed, rank=rank, world_size=world,
+            seed=self.seed, rank=rank, world_size=world, start_step=start_step(self),
         )
         return make_loader(stream, self.num_workers, self.pin_memory, self.prefetch_factor)
 

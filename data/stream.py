@@ -3,7 +3,10 @@
 ``ShardStream`` is an ``IterableDataset`` that reads WebDataset tars and yields ready batches:
 
 - training: every (rank, worker) draws shards with replacement from its own RNG (seeded by
-  seed, epoch, rank, worker), so streams never run dry, and yields a fixed number of batches;
+  seed, epoch, the global step the stream started at, rank and worker), so streams never run
+  dry and a resumed run does not replay the batches it saw before the interruption; each rank
+  draws from its own disjoint share of the shards whenever there are at least as many shards as
+  ranks; every stream yields a fixed number of batches;
   the rank's workers together yield exactly ``batches_per_epoch``, the same on every rank, so
   DDP never waits on a rank that ran out of data;
 - validation: the sorted shard list is split by rank, then by worker, so each shard is read
@@ -90,6 +93,7 @@ class ShardStream(IterableDataset):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        start_step: int = 0,
     ) -> None:
         super().__init__()
         self.urls = list(urls) if train else sorted(urls)
@@ -100,6 +104,7 @@ class ShardStream(IterableDataset):
         self.batches_per_epoch = batches_per_epoch
         self.shuffle_buffer = shuffle_buffer
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.start_step = start_step  # the trainer's global step when this stream was made (resume)
         self.epoch = 0  # bumped by EpochDataLoader before workers start, so each epoch differs
 
     def __len__(self) -> int:
@@ -108,9 +113,19 @@ class ShardStream(IterableDataset):
         return self.batches_per_epoch
 
     # --- shard selection --------------------------------------------------------------------
+    def train_shards(self) -> list[str]:
+        """The shards this rank draws from: a disjoint share when there are enough shards."""
+        if len(self.urls) >= self.world_size:
+            return self.urls[self.rank :: self.world_size]
+        if self.rank == 0:
+            log.warning("%d training shards for %d ranks: ranks share shards (write more, smaller shards)",
+                        len(self.urls), self.world_size)
+        return self.urls
+
     def _resampled_urls(self, rng: random.Random) -> Iterator[dict[str, str]]:
+        urls = self.train_shards()
         while True:
-            yield {"url": rng.choice(self.urls)}
+            yield {"url": rng.choice(urls)}
 
     def val_shards(self, rank: int, world_size: int, worker: int, num_workers: int) -> list[str]:
         """The validation shards read by ``worker`` of ``rank`` (disjoint, together all shards)."""
@@ -139,7 +154,7 @@ class ShardStream(IterableDataset):
         n = self.batches_per_epoch // num_workers + (worker < self.batches_per_epoch % num_workers)
         if n == 0:
             return
-        rng = random.Random(f"{self.seed}-{self.epoch}-{self.rank}-{worker}")  # str seeds are stable
+        rng = random.Random(f"{self.seed}-{self.epoch}-{self.start_step}-{self.rank}-{worker}")  # str seeds are stable
         state = {"items": 0}
         items = self._items(self._guarded(self._resampled_urls(rng), state), rng)
         buffer: list[Any] = []
@@ -194,6 +209,12 @@ def make_loader(stream: ShardStream, num_workers: int, pin_memory: bool, prefetc
         stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory and torch.cuda.is_available(),
         **kwargs,
     )
+
+
+def start_step(datamodule: Any) -> int:
+    """The attached trainer's global step (restored from the checkpoint when resuming), else 0."""
+    trainer = getattr(datamodule, "trainer", None)
+    return int(trainer.global_step) if trainer is not None else 0
 
 
 def rank_and_world(datamodule: Any) -> tuple[int, int]:

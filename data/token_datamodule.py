@@ -8,7 +8,7 @@ import lightning as L
 import torch
 
 from .shards import count_samples, expand_shards
-from .stream import ShardStream, SkipCounter, make_loader, rank_and_world
+from .stream import ShardStream, SkipCounter, make_loader, rank_and_world, start_step
 from .token_shards import crop_aligned, decode_token_sample
 
 DEFAULT_BATCHES_PER_EPOCH = 1000
@@ -94,7 +94,7 @@ class TokenDataModule(L.LightningDataModule):
         return ShardStream(
             urls, _TokenDecode(self.streams, self.window_seconds), _TokenCollate(self.streams), self.batch_size,
             self.skipped, train=train, batches_per_epoch=n or 1, shuffle_buffer=self.shuffle_buffer, seed=self.seed,
-            rank=rank, world_size=world,
+            rank=rank, world_size=world, start_step=start_step(self) if train else 0,
         )
 
     def train_dataloader(self):
