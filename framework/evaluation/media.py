@@ -1,0 +1,39 @@
+"""Files the report links to: WAV clips and mel-spectrogram PNGs (PNG written with zlib, no imaging library)."""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+
+def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> Path:
+    """16-bit mono WAV of a float wave [T] (clipped to [-1, 1])."""
+    sf.write(str(path), np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16")
+    return path
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """An 8-bit RGB image [H, W, 3] as PNG."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))  # filter type 0 on every row
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit, truecolour, no interlace
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    return path
+
+
+def write_spectrogram(path: Path, waves: list[np.ndarray], sample_rate: int) -> Path:
+    """Log-mel panels of ``waves`` stacked top to bottom on one dB scale (see codec ``viz.mel_image``)."""
+    from soundstage.plugins.codec.viz import mel_image
+
+    n_fft = 1024 if sample_rate >= 16000 else 512
+    image = mel_image([torch.from_numpy(np.asarray(w, dtype=np.float32)) for w in waves], sample_rate, n_fft=n_fft, n_mels=64)
+    return write_png(path, image.numpy())

@@ -1,0 +1,146 @@
+"""``soundstage eval`` on a real run directory: a tiny corpus of espeak voices, every stage trained
+for two steps by the real pipeline, then the evaluation verb; figures finite, report self-contained."""
+import argparse
+import html.parser
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from soundstage.data.shard_writer import AudioShardWriter
+from soundstage.data.speech_corpus import all_voices, plan_utterance, synth_utterance
+from soundstage.evaluation.cli import add_eval_command
+from soundstage.evaluation.phone_eval import semantic_phone_metrics
+from soundstage.evaluation.run_dir import RunDir
+from soundstage.evaluation.utterances import Utterance
+from soundstage.recipe import load_recipe
+from soundstage.runner import PipelineRunner
+
+SR = 8000
+
+
+def _corpus(root: Path) -> tuple[str, str]:
+    """3 training voices x 4 utterances, 1 held-out voice x 2 (real espeak speech with phoneme timings)."""
+    voices = all_voices()
+    for split, vs, n in (("train", voices[:3], 12), ("val", voices[5:6], 2)):
+        writer = AudioShardWriter(root / split, SR)
+        for i in range(n):
+            wave, meta = synth_utterance(plan_utterance(i, 1 if split == "val" else 0, [vs[i % len(vs)]]), SR)
+            wave = wave[: int(2.5 * SR)]
+            writer.write(f"{split}_{i:04d}", wave, {**meta, "sample_rate": SR, "duration": len(wave) / SR})
+        writer.close()
+    return str(root / "train"), str(root / "val")
+
+
+def _recipe(train: str, val: str, run_root: Path) -> dict:
+    lm = {"d_model": 16, "n_layer": 1, "n_head": 2}
+    return {
+        "name": "evaltiny", "seed": 0, "run_root": str(run_root),
+        "data": {"sample_rate": SR, "train_shards": train, "val_shards": val},
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 1,
+                    "enable_progress_bar": False, "log_every_n_steps": 1},
+        "stages": {
+            "codec": {"plugin": "soundstream", "config": {
+                "sample_rate": SR, "channels": 4, "decoder_channels": 4, "strides": [4, 5, 8], "latent_dim": 8,
+                "num_quantizers": 3, "codebook_size": 16, "kmeans_iters": 2, "stft_disc_ffts": [256],
+                "stft_disc_channels": 4, "wave_disc_scales": 1, "wave_disc_channels": 4, "disc_max_channels": 16,
+                "mel_ffts": [256], "mel_bins": [20], "batch_size": 2, "segment_seconds": 0.5,
+                "val_segment_seconds": 1.0, "log_audio_clips": 0}},
+            "semantic": {"plugin": "kmeans_tokenizer", "config": {
+                "sample_rate": SR, "frame_rate": 25.0, "vocab_size": 8, "n_mels": 20, "init_batches": 1,
+                "batch_size": 2, "segment_seconds": 2.0, "batches_per_epoch": 2, "val_max_items": 2}},
+            "tokens": {"plugin": "tokenize", "needs": ["codec", "semantic"], "config": {"batch_size": 4}},
+            "semantic_lm": {"plugin": "semantic_lm", "needs": ["tokens"], "config": {
+                "model": {**lm, "block_size": 128}, "semantic_vocab_size": 8, "semantic_rate": 25.0,
+                "window_seconds": 2.0, "batch_size": 2}},
+            "coarse_lm": {"plugin": "coarse_lm", "needs": ["tokens"], "config": {
+                "model": {**lm, "block_size": 256}, "semantic_vocab_size": 8, "codebook_size": 16,
+                "num_coarse_quantizers": 2, "semantic_rate": 25.0, "acoustic_rate": 50.0, "window_seconds": 2.0,
+                "batch_size": 2}},
+            "fine_lm": {"plugin": "fine_lm", "needs": ["tokens"], "config": {
+                "model": {**lm, "block_size": 128}, "codebook_size": 16, "num_coarse_quantizers": 2,
+                "num_quantizers": 3, "acoustic_rate": 50.0, "window_seconds": 0.5, "batch_size": 2}},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("evalrun")
+    train, val = _corpus(root / "corpus")
+    recipe_file = root / "evaltiny.yaml"
+    recipe_file.write_text(OmegaConf.to_yaml(OmegaConf.create(_recipe(train, val, root / "runs"))))
+    runner = PipelineRunner(load_recipe(str(recipe_file)), log=lambda _msg: None)
+    runner.run()
+    return runner.run_dir
+
+
+def _finite_numbers(d, path=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _finite_numbers(v, f"{path}{k}.")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield f"{path}{k}", v
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [v for k, v in attrs if k == "src"]
+
+
+def test_eval_command_writes_figures_and_report(run_dir, capsys):
+    parser = argparse.ArgumentParser()
+    add_eval_command(parser.add_subparsers(dest="verb"))
+    args = parser.parse_args(["eval", str(run_dir), "--num-prompts", "3", "--seconds", "1", "--prompt-seconds", "1"])
+    assert args.func(args) == 0
+    assert '"codec"' in capsys.readouterr().out  # the summary is printed
+
+    figures = json.loads((run_dir / "eval" / "eval.json").read_text())
+    assert set(figures["roles"]) == {"semantic_tokenizer", "codec", "semantic_lm", "coarse_lm", "fine_lm"}
+    numbers = dict(_finite_numbers({k: figures[k] for k in ("codec", "lm", "semantic_tokens", "voice_classifier", "continuation")}))
+    assert numbers and all(math.isfinite(v) for v in numbers.values()), numbers
+
+    codec = figures["codec"]
+    assert codec["utterances"] == 2 and codec["mel_distance"] > 0 and -100 < codec["si_snr_db"] < 100
+    for role, vocab in (("semantic_lm", 8), ("coarse_lm", 2 * 16), ("fine_lm", 16)):
+        lm = figures["lm"][role]
+        assert lm["batches"] >= 1 and 1 < lm["ppl"] < 10 * vocab and abs(math.log(lm["ppl"]) - lm["loss"]) < 1e-4
+    assert set(figures["lm"]["coarse_lm"]["levels"]) == {"level0", "level1"}
+    assert set(figures["lm"]["fine_lm"]["levels"]) == {"level2"}
+    phones = figures["semantic_tokens"]
+    assert 0 <= phones["pnmi"] <= 1 and 0 < phones["phone_purity"] <= 1 and phones["frames"] > 0
+
+    clf = figures["voice_classifier"]
+    assert clf["voices"] == 3 and clf["held_out_segments"] > 0 and 0 <= clf["held_out_accuracy"] <= 1
+    cont = figures["continuation"]
+    assert cont["prompts"] == 3 and cont["voice"]["prompts"] == 3
+    assert 0 <= cont["voice"]["continuation_accuracy"] <= 1 and 0 <= cont["voice"]["real_audio_accuracy"] <= 1
+    sem = cont["semantic"]
+    assert sem["tokens"] > 0 and 1 <= sem["continuation_ppl"] < 16 and 1 <= sem["real_ppl"] < 16  # 8 ids, barely trained
+    assert any("TRAINING voices" in n for n in figures["notes"])
+
+    report = run_dir / "eval" / "report.html"
+    links = _Links()
+    links.feed(report.read_text())
+    assert len([s for s in links.links if s.endswith(".wav")]) == 9 and len([s for s in links.links if s.endswith(".png")]) == 3
+    for src in links.links:
+        assert not Path(src).is_absolute() and (report.parent / src).is_file(), src
+    png = (report.parent / "spectrogram_00.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR"
+    import soundfile as sf
+
+    cont_wave, sr = sf.read(report.parent / "continuation_00.wav")
+    assert sr == SR and abs(len(cont_wave) - SR) <= SR // 10  # one second generated
+
+
+def test_phone_figures_skip_audio_without_phonemes(run_dir):
+    tokenizer = RunDir.open(run_dir).model("semantic_tokenizer")
+    music = [Utterance("piece", np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1, {"piece": 1})]
+    assert "skipped" in semantic_phone_metrics(tokenizer, music)
