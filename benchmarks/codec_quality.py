@@ -1,0 +1,135 @@
+"""SoundStream reconstruction quality after a fixed training time (the issue's quality run).
+
+Trains the ``soundstream`` stage (a preset, default ``small``) for ``--minutes`` on audio shards
+(default: the embedded speech corpus, held-out voices for validation), then reports SI-SNR, mel
+distance and multi-resolution STFT distance on up to ``--val-clips`` held-out clips, plus on any
+``--real-audio`` files (e.g. real speech recordings), and writes for the first clips a PNG of the
+input mel-spectrogram above the reconstruction's and both WAVs, for looking and listening.
+
+    python benchmarks/codec_quality.py --minutes 30 --out runs/codec_quality [--preset small]
+        [--train-shards 'dir/train-{000000..000009}.tar' --val-shards '...'] [--hours 0.5]
+        [--set batch_size=8 segment_seconds=0.5] [--real-audio a.wav b.flac] [--threads N] [--accelerator cpu]
+
+Prints one JSON object (also saved as ``<out>/quality.json``); TensorBoard logs go to ``<out>/tb``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import soundfile as sf
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image
+
+from soundstage.plugins.codec.metrics import MelDistance, ScaleInvariantSignalNoiseRatio, STFTDistance, bitrate
+from soundstage.plugins.codec.presets import preset_config
+from soundstage.plugins.codec.stage import SoundStreamStage
+from soundstage.plugins.codec.viz import mel_image
+
+
+def load_audio(path: str, sample_rate: int) -> torch.Tensor:
+    import soxr
+
+    wave, sr = sf.read(path, dtype="float32", always_2d=True)
+    wave = wave.mean(1)
+    if sr != sample_rate:
+        wave = soxr.resample(wave, sr, sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+
+
+@torch.no_grad()
+def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out: Path, pictures: int) -> dict:
+    """Metrics over ``clips`` [(name, wave [T])]; PNG + WAVs for the first ``pictures`` of them."""
+    sr = stage.sample_rate
+    si_snr, mel, stft = ScaleInvariantSignalNoiseRatio(), MelDistance(sr), STFTDistance(sr)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, (name, x) in enumerate(clips):
+        y = stage.decode(stage.encode(x.view(1, -1)), length=x.numel())[0]
+        si_snr.update(y.view(1, -1), x.view(1, -1))
+        mel.update(y.view(1, -1), x.view(1, -1))
+        stft.update(y.view(1, -1), x.view(1, -1))
+        if i < pictures:
+            stem = out / f"{i:02d}_{Path(name).stem}"
+            Image.fromarray(mel_image([x, y], sr).numpy()).save(f"{stem}_mel_input_over_reconstruction.png")
+            sf.write(f"{stem}_input.wav", x.numpy(), sr)
+            sf.write(f"{stem}_reconstruction.wav", y.clamp(-1, 1).numpy(), sr)
+    return {"clips": len(clips), "si_snr_db": round(float(si_snr.compute()), 3),
+            "mel_distance": round(float(mel.compute()), 4), "stft_distance": round(float(stft.compute()), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides on top of the preset, e.g. batch_size=8 segment_seconds=0.5")
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--out", default="runs/codec_quality")
+    parser.add_argument("--train-shards")
+    parser.add_argument("--val-shards")
+    parser.add_argument("--hours", type=float, default=0.5, help="size of the embedded speech corpus if no shards")
+    parser.add_argument("--val-clips", type=int, default=64)
+    parser.add_argument("--pictures", type=int, default=4)
+    parser.add_argument("--real-audio", nargs="*", default=[])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    L.seed_everything(args.seed)
+    out = Path(args.out)
+
+    from omegaconf import OmegaConf
+
+    config = preset_config(args.preset, **OmegaConf.to_container(OmegaConf.from_dotlist(args.set)))
+    train, val = args.train_shards, args.val_shards
+    if train is None:
+        from soundstage.data.corpus import prepare_corpus
+        from soundstage.recipe_schema import DataConfig
+
+        train, val = prepare_corpus(DataConfig(sample_rate=config.sample_rate, corpus="speech", hours=args.hours))
+    from soundstage.data.audio_datamodule import AudioDataModule
+
+    stage = SoundStreamStage(config)
+    dm = AudioDataModule(train, val, config.sample_rate, config.batch_size, stage._whole_frames(config.segment_seconds),
+                         batches_per_epoch=config.batches_per_epoch, seed=args.seed,
+                         val_segment_samples=stage._whole_frames(config.val_segment_seconds), hop_length=stage.hop_length)
+    trainer = L.Trainer(accelerator=args.accelerator, devices=1, max_time=timedelta(minutes=args.minutes),
+                        logger=TensorBoardLogger(out, name="tb"), enable_checkpointing=False,
+                        limit_val_batches=2, log_every_n_steps=10)
+    start = time.time()
+    trainer.fit(stage, dm)
+    train_seconds = time.time() - start
+    stage.save_pretrained(out / "model.safetensors")
+
+    stage = stage.cpu().eval()
+    dm.val_segment_samples = 0  # whole held-out utterances for the final numbers
+    held_out = []
+    for batch in dm.val_dataloader():
+        for key, wave, n in zip(batch["key"], batch["audio"], batch["lengths"]):
+            held_out.append((key, wave[: int(n)]))
+        if len(held_out) >= args.val_clips:
+            break
+    result = {
+        "preset": args.preset,
+        "train_minutes": round(train_seconds / 60, 2),
+        "generator_updates": trainer.global_step // 2,
+        "train_audio_hours": round(trainer.global_step // 2 * config.batch_size * config.segment_seconds / 3600, 3),
+        "bitrate_kbps": bitrate(config.num_quantizers, config.codebook_size, stage.frame_rate) / 1000,
+        "held_out": evaluate(stage, held_out[: args.val_clips], out / "held_out", args.pictures),
+    }
+    if args.real_audio:
+        real = [(p, load_audio(p, config.sample_rate)) for p in args.real_audio]
+        result["real_audio"] = evaluate(stage, real, out / "real_audio", args.pictures)
+    (out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""SoundStream codec stage plugin (``soundstream``): SEANet encoder/decoder, residual VQ, GAN training."""

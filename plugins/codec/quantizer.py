@@ -1,0 +1,198 @@
+"""Residual vector quantization with EMA codebooks (SoundStream / EnCodec style).
+
+Each level is a codebook of K vectors updated by exponential moving averages (no gradients),
+initialised by k-means on its first training batch; codes left unused for ``dead_code_steps``
+batches in a row are restarted from random current inputs (SoundStream). Under DDP the statistics are summed over ranks and
+random choices are broadcast from rank 0, so codebooks stay identical on every rank.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _all_reduce_sum(t: Tensor) -> Tensor:
+    if _distributed():
+        dist.all_reduce(t)
+    return t
+
+
+def _broadcast(t: Tensor) -> Tensor:
+    if _distributed():
+        dist.broadcast(t, src=0)
+    return t
+
+
+def kmeans(x: Tensor, k: int, iters: int) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means on [N, D]; returns (centroids [K, D], counts [K]). Samples with replacement if N < K."""
+    n = x.shape[0]
+    idx = torch.randperm(n, device=x.device)[:k] if n >= k else torch.randint(0, n, (k,), device=x.device)
+    centroids = x[idx].clone()
+    counts = torch.zeros(k, device=x.device)
+    for _ in range(iters):
+        assign = (centroids.pow(2).sum(1) - 2 * x @ centroids.t()).argmin(1)  # [N]
+        counts = torch.bincount(assign, minlength=k).float()
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        filled = counts > 0  # empty clusters keep their old centroid
+        centroids[filled] = sums[filled] / counts[filled, None]
+    return centroids, counts
+
+
+class EMACodebook(nn.Module):
+    """One VQ level: nearest-neighbour lookup in an EMA-updated codebook of ``codebook_size`` x ``dim``."""
+
+    def __init__(self, dim: int, codebook_size: int, decay: float = 0.99, kmeans_iters: int = 10,
+                 dead_code_steps: int = 4, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.codebook_size, self.decay, self.eps = codebook_size, decay, eps
+        self.kmeans_iters, self.dead_code_steps = kmeans_iters, dead_code_steps
+        embed = torch.randn(codebook_size, dim)
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("embed", embed)
+        self.register_buffer("embed_avg", embed.clone())
+        self.register_buffer("cluster_size", torch.ones(codebook_size))
+        self.register_buffer("unused_steps", torch.zeros(codebook_size, dtype=torch.long))
+
+    def lookup(self, x: Tensor) -> Tensor:
+        """Nearest code index for each row of ``x`` [N, D] -> [N]."""
+        # |x|^2 is the same for every code, so it is left out of the distance
+        return (self.embed.pow(2).sum(1) - 2 * x @ self.embed.t()).argmin(1)
+
+    @torch.no_grad()
+    def init_kmeans(self, x: Tensor) -> None:
+        centroids, counts = kmeans(x, self.codebook_size, self.kmeans_iters)
+        self.embed.copy_(_broadcast(centroids))
+        self.cluster_size.copy_(_broadcast(counts))
+        self.embed_avg.copy_(self.embed * self.cluster_size[:, None])
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def update(self, x: Tensor, codes: Tensor) -> Tensor:
+        """EMA step towards the batch's cluster means, then restart dead codes; returns #restarted."""
+        k, d = self.embed.shape
+        stats = torch.zeros(k, d + 1, device=x.device)
+        stats[:, :d].index_add_(0, codes, x)  # per-code sums
+        stats[:, d] = torch.bincount(codes, minlength=k).float()  # per-code counts
+        stats = _all_reduce_sum(stats)  # one collective per level: sums and counts together
+        self.cluster_size.lerp_(stats[:, d], 1 - self.decay)
+        self.embed_avg.lerp_(stats[:, :d], 1 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + k * self.eps) * total  # Laplace smoothing
+        self.embed.copy_(self.embed_avg / smoothed[:, None])
+
+        self.unused_steps.add_(1).masked_fill_(stats[:, d] > 0, 0)
+        if self.dead_code_steps <= 0:
+            return torch.zeros((), device=x.device)
+        dead = self.unused_steps >= self.dead_code_steps  # identical on all ranks (global counts)
+        n_dead = dead.sum()
+        if n_dead > 0:
+            mean_usage = total / k
+            fresh = _broadcast(x[torch.randint(0, x.shape[0], (k,), device=x.device)])
+            self.embed[dead] = fresh[dead]
+            self.embed_avg[dead] = fresh[dead] * mean_usage
+            self.cluster_size[dead] = mean_usage
+            self.unused_steps[dead] = 0
+        return n_dead
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x [N, D] -> (quantized [N, D], codes [N], #restarted); updates the codebook in training."""
+        restarted = torch.zeros((), device=x.device)
+        if self.training and not bool(self.initialized):
+            self.init_kmeans(x.detach())
+        codes = self.lookup(x.detach())
+        quantized = F.embedding(codes, self.embed)
+        if self.training:
+            restarted = self.update(x.detach(), codes)
+        return quantized, codes, restarted
+
+
+@dataclass
+class RVQOutput:
+    quantized: Tensor  # [B, D, T] with straight-through gradients to the input
+    codes: Tensor  # [B, Q, T] int64
+    commitment_loss: Tensor  # scalar
+    stats: dict[str, Tensor]
+
+
+class ResidualVQ(nn.Module):
+    """``num_quantizers`` EMA codebooks, each quantizing the residual the previous levels left.
+
+    With quantizer dropout, a ``quantizer_dropout`` share of the batch items is reconstructed from a
+    random number of levels in [1, Q] (DAC), so one model serves every bitrate. All levels still run
+    on every rank, which keeps the per-level collectives of DDP in step.
+    """
+
+    def __init__(self, dim: int, num_quantizers: int, codebook_size: int, decay: float = 0.99,
+                 kmeans_iters: int = 10, dead_code_steps: int = 4, quantizer_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_quantizers, self.codebook_size = num_quantizers, codebook_size
+        self.quantizer_dropout = quantizer_dropout
+        self.levels = nn.ModuleList(
+            EMACodebook(dim, codebook_size, decay, kmeans_iters, dead_code_steps) for _ in range(num_quantizers)
+        )
+
+    def _levels(self, n: int | None) -> int:
+        n = self.num_quantizers if n is None else n
+        if not 1 <= n <= self.num_quantizers:
+            raise ValueError(f"num_quantizers must be in [1, {self.num_quantizers}], got {n}")
+        return n
+
+    def forward(self, z: Tensor, num_quantizers: int | None = None) -> RVQOutput:
+        b, d, t = z.shape
+        n_q = self._levels(num_quantizers)
+        x = z.transpose(1, 2).reshape(b * t, d).float()  # [N, D], quantize in fp32
+        n_item = torch.full((b,), n_q, device=z.device)  # levels each batch item is decoded from
+        if self.training and self.quantizer_dropout > 0:
+            drop = torch.rand(b, device=z.device) < self.quantizer_dropout
+            n_item = torch.where(drop, torch.randint(1, n_q + 1, (b,), device=z.device), n_item)
+        n_vec = n_item.repeat_interleave(t).unsqueeze(1)  # [N, 1]
+        run = self.num_quantizers if self.training else n_q  # training runs every level (see class doc)
+
+        residual, quantized = x, torch.zeros_like(x)
+        codes, commit, stats = [], x.new_zeros(()), {}
+        for i, level in enumerate(self.levels[:run]):
+            q, c, restarted = level(residual)
+            keep = (n_vec > i).float()  # [N, 1]
+            quantized = quantized + q * keep
+            err = (residual - q).pow(2).mean(1, keepdim=True)  # commitment pulls the encoder towards the codes
+            commit = commit + (err * keep).sum() / keep.sum().clamp(min=1)
+            residual = residual - q
+            codes.append(c.view(b, t))
+            if self.training:
+                probs = torch.bincount(c, minlength=self.codebook_size).float() / c.numel()
+                stats[f"perplexity/{i}"] = torch.exp(-(probs * probs.clamp(min=1e-10).log()).sum())
+                stats[f"usage/{i}"] = (probs > 0).float().mean()
+                stats[f"restarted/{i}"] = restarted.float()
+        out = x + (quantized - x).detach()  # straight-through estimator
+        return RVQOutput(
+            quantized=out.view(b, t, d).transpose(1, 2).to(z.dtype),
+            codes=torch.stack(codes[:n_q], dim=1),  # [B, Q, T]
+            commitment_loss=commit / run,
+            stats=stats,
+        )
+
+    @torch.no_grad()
+    def encode(self, z: Tensor, num_quantizers: int | None = None) -> Tensor:
+        """Latents [B, D, T] -> codes [B, Q, T] with the first ``num_quantizers`` levels; no updates."""
+        b, d, t = z.shape
+        residual = z.transpose(1, 2).reshape(b * t, d).float()
+        codes = []
+        for level in self.levels[: self._levels(num_quantizers)]:
+            c = level.lookup(residual)
+            residual = residual - F.embedding(c, level.embed)
+            codes.append(c.view(b, t))
+        return torch.stack(codes, dim=1)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Codes [B, Q, T] (Q <= num_quantizers) -> latents [B, D, T]: the sum of the levels' vectors."""
+        self._levels(codes.shape[1])
+        out = sum(F.embedding(codes[:, i], level.embed) for i, level in enumerate(self.levels[: codes.shape[1]]))
+        return out.transpose(1, 2)  # [B, T, D] -> [B, D, T]

@@ -1,0 +1,300 @@
+"""The ``soundstream`` stage: trains the SoundStream codec on audio shards and turns audio into acoustic tokens.
+
+One training step (manual optimization, two optimizers):
+  1. the generator reconstructs the batch once: ``y = G(x)``;
+  2. ``y`` is cut from the generator's graph as a leaf ``y_d``; the discriminators run once on
+     ``cat([x, y_d])``, and every generator loss (reconstruction, adversarial, feature matching) is
+     computed on ``y_d``; their gradient w.r.t. ``y_d`` (weighted, or balanced as in EnCodec) is taken
+     with ``autograd.grad``, which touches no discriminator weight gradients;
+  3. a single backward of ``d_loss + <y, dL/dy> + commitment`` fills the discriminator gradients
+     (from ``d_loss``) and the generator gradients (through ``y``) at once, so DDP reduces every
+     parameter exactly once per step and needs no ``find_unused_parameters``.
+Both optimizers then step every ``accumulate_grad_batches`` batches, after clipping. Lightning counts
+each ``optimizer.step()``: ``trainer.global_step`` (and ``max_steps``) is 2 per generator update.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from soundstage.registry import register_stage
+from soundstage.stage import Stage, StageConfig, StageContext
+
+from .discriminators import Discriminators
+from .losses import LossBalancer, MultiScaleSpectralLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
+from .metrics import MelDistance, ScaleInvariantSignalNoiseRatio, STFTDistance, bitrate
+from .model import SoundStream, streaming
+from .viz import mel_image
+
+
+@dataclass
+class SoundStreamConfig(StageConfig):
+    """SoundStream codec + GAN training. Defaults are the ``small`` preset (see ``presets.py``)."""
+
+    # generator (SEANet encoder/decoder)
+    sample_rate: int = 16000  # must equal the recipe's data.sample_rate
+    channels: int = 32  # encoder channels, doubled by each block
+    decoder_channels: int = 32  # decoder channels after the last block, doubled going up
+    strides: list[int] = field(default_factory=lambda: [2, 4, 5, 8])  # hop = product (320 -> 50 Hz at 16 kHz)
+    latent_dim: int = 64
+    dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
+    kernel_size: int = 7
+    causal: bool = True  # causal padding (streamable) or centred
+    activation: str = "elu"  # elu | snake
+    # residual VQ
+    num_quantizers: int = 8
+    codebook_size: int = 1024
+    ema_decay: float = 0.99
+    kmeans_iters: int = 10
+    dead_code_steps: int = 4  # restart codes unused for this many batches in a row (0: never)
+    quantizer_dropout: float = 0.5  # share of items decoded from a random number of levels
+    commitment_weight: float = 1.0
+    # discriminators
+    stft_disc_ffts: list[int] = field(default_factory=lambda: [1024, 512, 256])
+    stft_disc_channels: int = 16
+    wave_disc_scales: int = 3
+    wave_disc_channels: int = 16
+    disc_max_channels: int = 256
+    # losses (weights of the generator terms; with balancer=True they are shares of the gradient)
+    mel_ffts: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024, 2048])
+    mel_bins: list[int] = field(default_factory=lambda: [10, 20, 40, 80, 80, 80])
+    mel_weight: float = 15.0
+    stft_weight: float = 0.0
+    adversarial_weight: float = 1.0
+    feature_weight: float = 2.0
+    balancer: bool = False  # EnCodec-style gradient balancer over the generator terms
+    disc_warmup_steps: int = 0  # generator updates during which only the discriminators learn from the GAN
+    # optimization (Trainer's own gradient_clip_val / accumulate_grad_batches do not apply here)
+    lr: float = 3e-4
+    disc_lr: float = 3e-4
+    betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
+    lr_decay: float = 0.99999  # exponential decay per optimizer step
+    gen_grad_clip: Optional[float] = 1000.0
+    disc_grad_clip: Optional[float] = 10.0
+    accumulate_grad_batches: int = 1
+    # data
+    batch_size: int = 16
+    segment_seconds: float = 1.0
+    val_segment_seconds: float = 4.0
+    batches_per_epoch: Optional[int] = None
+    # logging
+    log_audio_clips: int = 2  # validation clips written to TensorBoard (audio + mel images)
+
+
+@register_stage("soundstream")
+class SoundStreamStage(Stage):
+    """SoundStream codec stage: consumes audio, produces acoustic tokens [B, Q, T'] at ``frame_rate`` Hz."""
+
+    config_class = SoundStreamConfig
+    consumes = ("audio",)
+    produces = ("acoustic",)
+    config: SoundStreamConfig
+
+    def __init__(self, config: SoundStreamConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.automatic_optimization = False
+        self.codec = SoundStream(
+            c.sample_rate, c.channels, c.decoder_channels, list(c.strides), c.latent_dim, list(c.dilations),
+            c.kernel_size, c.causal, c.activation, c.num_quantizers, c.codebook_size, decay=c.ema_decay,
+            kmeans_iters=c.kmeans_iters, dead_code_steps=c.dead_code_steps, quantizer_dropout=c.quantizer_dropout,
+        )
+        self.discriminators = Discriminators(
+            list(c.stft_disc_ffts), c.stft_disc_channels, c.wave_disc_scales, c.wave_disc_channels, c.disc_max_channels
+        )
+        self.spectral_loss = MultiScaleSpectralLoss(c.sample_rate, list(c.mel_ffts), list(c.mel_bins))
+        self.weights = {"mel": c.mel_weight, "stft": c.stft_weight, "adv": c.adversarial_weight, "feat": c.feature_weight}
+        self.balancer = LossBalancer(self.weights) if c.balancer else None
+        self.val_si_snr = ScaleInvariantSignalNoiseRatio()
+        self.val_mel = MelDistance(c.sample_rate)
+        self.val_stft = STFTDistance(c.sample_rate)
+        self._val_clips: list[tuple[Tensor, Tensor]] = []
+
+    # --- token API ------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.codec.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second."""
+        return self.sample_rate / self.hop_length
+
+    @property
+    def num_quantizers(self) -> int:
+        return self.config.num_quantizers
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    def num_frames(self, num_samples: int) -> int:
+        """Code frames for a clip of ``num_samples`` samples."""
+        return math.ceil(num_samples / self.hop_length)
+
+    @torch.no_grad()
+    def encode(self, wave: Tensor, num_quantizers: int | None = None) -> Tensor:
+        """Waveform [B, T] (or [T]) -> int64 codes [B, Q, ceil(T / hop)] with the first ``num_quantizers`` levels."""
+        squeeze = wave.dim() == 1
+        codes = self.codec.encode(wave.view(1, -1) if squeeze else wave, num_quantizers)
+        return codes[0] if squeeze else codes
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor, length: int | None = None) -> Tensor:
+        """int64 codes [B, Q, T'] (or [Q, T']) -> waveform [B, T' * hop], cut to ``length`` samples if given."""
+        squeeze = codes.dim() == 2
+        wave = self.codec.decode(codes.unsqueeze(0) if squeeze else codes)
+        wave = wave if length is None else wave[..., :length]
+        return wave[0] if squeeze else wave
+
+    def streaming(self):
+        """Context manager: inside it, ``encode``/``decode`` are stateful and take consecutive chunks
+        (audio chunks must be whole multiples of ``hop_length``); needs ``causal=True``."""
+        return streaming(self.codec)
+
+    # --- pipeline hooks ---------------------------------------------------------------------------
+    def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
+        from soundstage.data.audio_datamodule import AudioDataModule
+
+        c = self.config
+        if ctx.data.sample_rate != c.sample_rate:
+            raise ValueError(
+                f"stage {ctx.name!r}: codec sample_rate {c.sample_rate} differs from data.sample_rate "
+                f"{ctx.data.sample_rate} (set it to ${{data.sample_rate}} in the recipe)"
+            )
+        if ctx.train_shards is None:
+            raise ValueError(f"stage {ctx.name!r}: no training audio shards")
+        return AudioDataModule(
+            train_shards=ctx.train_shards, val_shards=ctx.val_shards, sample_rate=c.sample_rate,
+            batch_size=c.batch_size, segment_samples=self._whole_frames(c.segment_seconds),
+            num_workers=ctx.data.num_workers, batches_per_epoch=c.batches_per_epoch,
+            shuffle_buffer=ctx.data.shuffle_buffer, seed=ctx.seed,
+            val_segment_samples=self._whole_frames(c.val_segment_seconds),
+            pin_memory=ctx.data.pin_memory, prefetch_factor=ctx.data.prefetch_factor, hop_length=self.hop_length,
+        )
+
+    def after_fit(self, ctx: StageContext) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "frame_rate": self.frame_rate, "hop_length": self.hop_length,
+                "num_quantizers": self.num_quantizers, "codebook_size": self.codebook_size}
+
+    def _whole_frames(self, seconds: float) -> int:
+        return max(1, round(seconds * self.sample_rate / self.hop_length)) * self.hop_length
+
+    # --- training ---------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        c = self.config
+        g_opt = torch.optim.AdamW(self.codec.parameters(), lr=c.lr, betas=tuple(c.betas))
+        d_opt = torch.optim.AdamW(self.discriminators.parameters(), lr=c.disc_lr, betas=tuple(c.betas))
+        g_sched = torch.optim.lr_scheduler.ExponentialLR(g_opt, gamma=c.lr_decay)
+        d_sched = torch.optim.lr_scheduler.ExponentialLR(d_opt, gamma=c.lr_decay)
+        return [g_opt, d_opt], [g_sched, d_sched]
+
+    def gan_losses(self, x: Tensor, y: Tensor, adversarial: bool) -> tuple[dict[str, Tensor], Tensor]:
+        """Generator terms on reconstruction ``y`` and the discriminator loss, from one D pass on real + fake."""
+        losses = self.spectral_loss(y, x)
+        logits, feats = self.discriminators(torch.cat([x, y], dim=0))
+        b = x.shape[0]
+        real_logits, fake_logits = [lg[:b] for lg in logits], [lg[b:] for lg in logits]
+        d_loss = hinge_d_loss(real_logits, fake_logits)
+        if adversarial:
+            losses["adv"] = hinge_g_loss(fake_logits)
+            real_feats = [[f[:b] for f in fs] for fs in feats]
+            losses["feat"] = feature_matching_loss(real_feats, [[f[b:] for f in fs] for fs in feats])
+        return losses, d_loss
+
+    def step_objective(self, x: Tensor, adversarial: bool = True, discriminators: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+        """The scalar whose backward gives this step's generator and discriminator gradients, plus logs.
+
+        ``discriminators=False`` (benchmarks only) leaves the discriminators out entirely.
+        """
+        c = self.config
+        out = self.codec(x)  # the one generator pass of this step
+        y = out.audio.detach().requires_grad_(True)  # leaf: D and every G loss hang off it
+        if discriminators:
+            losses, d_loss = self.gan_losses(x, y, adversarial)
+        else:
+            losses, d_loss = self.spectral_loss(y, x), x.new_zeros(())
+        if self.balancer is not None:
+            grad_y, _ = self.balancer.gradient(losses, y)
+        else:
+            weighted = sum(self.weights[k] * v for k, v in losses.items() if self.weights[k] > 0)
+            grad_y = torch.autograd.grad(weighted, y, retain_graph=discriminators)[0]
+        # <y, dL/dy> has gradient dL/dy w.r.t. y: the generator backward starts from the shared reconstruction
+        total = (out.audio * grad_y).sum() + c.commitment_weight * out.commitment_loss + d_loss
+        logs = {f"train/{k}": v.detach() for k, v in losses.items()}
+        logs["train/d_loss"] = d_loss.detach()
+        logs["train/commitment"] = out.commitment_loss.detach()
+        logs.update({f"train/vq_{k}": v for k, v in out.stats.items()})
+        return total, logs
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        c = self.config
+        g_opt, d_opt = self.optimizers()
+        x = batch["audio"]  # [B, T]
+        accum = max(1, c.accumulate_grad_batches)
+        if batch_idx % accum == 0:
+            g_opt.zero_grad(set_to_none=True)
+            d_opt.zero_grad(set_to_none=True)
+        adversarial = self.global_step // 2 >= c.disc_warmup_steps  # global_step counts both optimizers
+        total, logs = self.step_objective(x, adversarial)
+        self.manual_backward(total / accum)
+        if (batch_idx + 1) % accum == 0:
+            for opt, clip in ((g_opt, c.gen_grad_clip), (d_opt, c.disc_grad_clip)):
+                if clip is not None:
+                    self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+                opt.step()
+            for sched in self.lr_schedulers():
+                sched.step()
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=x.shape[0])
+        self.log("train/loss_mel", logs["train/mel"], prog_bar=True, on_step=True, batch_size=x.shape[0])
+
+    # --- validation -------------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        x = batch["audio"]  # [B, T]
+        lengths = batch.get("lengths")
+        y = self.codec(x).audio
+        for i in range(x.shape[0]):  # per clip, so padding never enters a metric
+            n = int(lengths[i]) if lengths is not None else x.shape[1]
+            xi, yi = x[i : i + 1, :n], y[i : i + 1, :n]
+            self.val_si_snr.update(yi, xi)
+            self.val_mel.update(yi, xi)
+            self.val_stft.update(yi, xi)
+            if batch_idx == 0 and len(self._val_clips) < self.config.log_audio_clips:
+                self._val_clips.append((xi[0].detach().cpu(), yi[0].detach().cpu()))
+        bsz = x.shape[0]
+        self.log("val/si_snr", self.val_si_snr, batch_size=bsz, prog_bar=True)
+        self.log("val/mel_distance", self.val_mel, batch_size=bsz)
+        self.log("val/stft_distance", self.val_stft, batch_size=bsz)
+
+    def on_validation_epoch_end(self) -> None:
+        kbps = bitrate(self.num_quantizers, self.codebook_size, self.frame_rate) / 1000
+        self.log("val/bitrate_kbps", kbps)
+        clips, self._val_clips = self._val_clips, []
+        writer = getattr(self.logger, "experiment", None) if self.logger is not None else None
+        if not clips or self.trainer.sanity_checking or self.global_rank != 0 or not hasattr(writer, "add_audio"):
+            return  # audio and pictures only go to a TensorBoard SummaryWriter
+        step = self.global_step // 2
+        for i, (xi, yi) in enumerate(clips):
+            peak = max(float(xi.abs().max()), float(yi.abs().max()), 1e-6)
+            writer.add_audio(f"val_audio/{i}_input", (xi / max(peak, 1.0)).unsqueeze(0), step, self.sample_rate)
+            writer.add_audio(f"val_audio/{i}_reconstruction", (yi / max(peak, 1.0)).unsqueeze(0), step, self.sample_rate)
+            writer.add_image(f"val_mel/{i}_input_over_reconstruction", mel_image([xi, yi], self.sample_rate), step,
+                             dataformats="HWC")
+
+    # --- tokenization (Lightning predict loop) -------------------------------------------------------
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """Codes of each clip of an audio batch, cut to the clip's own length: {"key", "codes": [int64 [Q, T_i]]}."""
+        x = batch["audio"]
+        lengths = batch.get("lengths")
+        codes = self.encode(x)  # [B, Q, T']
+        n = [self.num_frames(int(l)) for l in lengths] if lengths is not None else [codes.shape[-1]] * len(x)
+        return {"key": batch.get("key"), "codes": [codes[i, :, : n[i]].cpu() for i in range(len(x))]}

@@ -1,0 +1,147 @@
+"""The soundstream stage: token API, portable checkpoint, a real (tiny) GAN fit, and overfitting one clip."""
+import math
+import time
+
+import lightning as L
+import pytest
+import torch
+from codec_synth import SynthAudioDataModule, synth_clip
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from soundstage.plugins.codec.presets import PRESETS, preset_config
+from soundstage.plugins.codec.stage import SoundStreamStage
+from soundstage.registry import get_stage
+from soundstage.stage import Stage
+
+
+def micro_config(**overrides):
+    """Smaller than ``tiny``: a few seconds of CPU for a whole fit."""
+    base = dict(channels=4, decoder_channels=4, strides=[2, 4, 5], latent_dim=8, dilations=[1, 3],
+                num_quantizers=3, codebook_size=32, stft_disc_ffts=[128], stft_disc_channels=4,
+                wave_disc_scales=1, wave_disc_channels=4, disc_max_channels=16,
+                mel_ffts=[64, 256], mel_bins=[16, 32], batch_size=4, segment_seconds=0.25, log_audio_clips=1)
+    return preset_config("tiny", **{**base, **overrides})
+
+
+def test_registered_and_presets_build():
+    assert get_stage("soundstream") is SoundStreamStage
+    assert SoundStreamStage.consumes == ("audio",) and SoundStreamStage.produces == ("acoustic",)
+    paper = preset_config("paper")
+    assert (paper.sample_rate, paper.strides, paper.num_quantizers, paper.codebook_size) == (16000, [2, 4, 5, 8], 12, 1024)
+    assert set(PRESETS) == {"tiny", "small", "paper"}
+
+
+def test_encode_decode_api_shapes_and_lengths():
+    stage = SoundStreamStage(micro_config()).eval()
+    assert (stage.hop_length, stage.frame_rate, stage.num_quantizers, stage.codebook_size) == (40, 400.0, 3, 32)
+    for t in (40 * 9, 40 * 9 + 13):
+        wave = torch.randn(2, t)
+        codes = stage.encode(wave)
+        assert codes.shape == (2, 3, math.ceil(t / 40)) and codes.dtype == torch.int64
+        assert codes.min() >= 0 and codes.max() < 32
+        assert stage.decode(codes).shape == (2, codes.shape[-1] * 40)
+        assert stage.decode(codes, length=t).shape == (2, t)
+        assert stage.encode(wave, num_quantizers=1).shape == (2, 1, codes.shape[-1])
+        assert torch.equal(stage.encode(wave, num_quantizers=2), codes[:, :2])  # levels are a prefix
+        assert stage.encode(wave[0]).shape == (3, codes.shape[-1])  # unbatched [T] -> [Q, T']
+        assert stage.decode(codes[0], length=t).shape == (t,)
+    with pytest.raises(ValueError, match="num_quantizers"):
+        stage.encode(torch.randn(1, 400), num_quantizers=4)
+
+
+def test_streaming_encode_decode_equals_offline():
+    torch.manual_seed(0)
+    stage = SoundStreamStage(micro_config()).eval()
+    wave = torch.randn(1, 40 * 20)
+    codes = stage.encode(wave)
+    with stage.streaming():
+        streamed = torch.cat([stage.encode(wave[:, a:b]) for a, b in [(0, 120), (120, 400), (400, 800)]], -1)
+    assert torch.equal(streamed, codes)
+    with stage.streaming():
+        audio = torch.cat([stage.decode(codes[..., a:b]) for a, b in [(0, 7), (7, 8), (8, 20)]], -1)
+    torch.testing.assert_close(audio, stage.decode(codes), atol=1e-5, rtol=1e-5)
+
+
+def test_save_and_load_pretrained_decode_identically(tmp_path):
+    torch.manual_seed(0)
+    stage = SoundStreamStage(micro_config())
+    stage.train()
+    stage.codec(torch.randn(4, 400))  # k-means init + an EMA step, so the buffers differ from a fresh model
+    stage.eval()
+    path = stage.save_pretrained(tmp_path / "model.safetensors")
+    loaded = Stage.load_pretrained(path)
+    assert isinstance(loaded, SoundStreamStage) and loaded.config == stage.config
+    wave = torch.randn(2, 1000)
+    codes = stage.encode(wave)
+    assert torch.equal(loaded.encode(wave), codes)
+    assert torch.equal(loaded.decode(codes), stage.decode(codes))
+
+
+def test_tiny_gan_fit_logs_metrics_audio_and_images(tmp_path):
+    torch.manual_seed(0)
+    stage = SoundStreamStage(micro_config(accumulate_grad_batches=2, disc_warmup_steps=1, balancer=True))
+    dm = SynthAudioDataModule(batch_size=4, num_samples=2000, n_train=16, n_val=2)
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    trainer = L.Trainer(accelerator="cpu", max_steps=8, logger=logger, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                        limit_val_batches=1)
+    before = {k: v.clone() for k, v in stage.state_dict().items()}
+    trainer.fit(stage, dm)
+    metrics = trainer.callback_metrics
+    for key in ("train/mel", "train/adv", "train/feat", "train/d_loss", "train/vq_perplexity/0",
+                "val/si_snr", "val/mel_distance", "val/stft_distance", "val/bitrate_kbps"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    assert metrics["val/bitrate_kbps"] == pytest.approx(3 * 5 * 400 / 1000)
+    after = stage.state_dict()
+    assert not torch.equal(before["codec.decoder.net.0.conv.bias"], after["codec.decoder.net.0.conv.bias"])
+    assert not torch.equal(before["discriminators.stft.discriminators.0.out.bias"],
+                           after["discriminators.stft.discriminators.0.out.bias"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(logger.log_dir), size_guidance={"audio": 0, "images": 0}).Reload()
+    assert {"val_audio/0_input", "val_audio/0_reconstruction"} <= set(events.Tags()["audio"])
+    assert "val_mel/0_input_over_reconstruction" in events.Tags()["images"]
+
+
+def test_tiny_codec_overfits_one_clip():
+    """Generator-only training on one 0.5 s clip: the multi-scale mel loss falls at least 3x in ~20 s."""
+    torch.manual_seed(0)
+    stage = SoundStreamStage(preset_config("tiny", quantizer_dropout=0.0, codebook_size=64))
+    clip = synth_clip(0, 8000).unsqueeze(0)  # [1, T]
+    opt = torch.optim.Adam(stage.codec.parameters(), lr=3e-3)
+    start, losses = time.time(), []
+    for _ in range(150):
+        total, logs = stage.step_objective(clip, adversarial=False, discriminators=False)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        losses.append(logs["train/mel"].item())
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    print(f"overfit: mel loss {first:.3f} -> {last:.3f}")
+    assert last < first / 3, (first, last)
+    assert time.time() - start < 60
+
+
+def test_predict_step_gives_per_clip_codes():
+    stage = SoundStreamStage(micro_config()).eval()
+    batch = {"audio": torch.randn(2, 800), "lengths": torch.tensor([800, 333]), "key": ["a", "b"]}
+    out = stage.predict_step(batch, 0)
+    assert out["key"] == ["a", "b"]
+    assert [c.shape for c in out["codes"]] == [(3, 20), (3, 9)]
+
+
+def test_build_datamodule_checks_sample_rate_and_uses_whole_frames(tmp_path):
+    from soundstage.data.audio_datamodule import AudioDataModule
+    from soundstage.recipe_schema import DataConfig
+    from soundstage.stage import StageContext
+    from soundstage.trainer import TrainerConfig
+
+    stage = SoundStreamStage(micro_config(segment_seconds=0.251))
+    ctx = StageContext("codec", tmp_path, tmp_path, DataConfig(sample_rate=24000), TrainerConfig(),
+                       train_shards="train-{000000..000001}.tar", val_shards="val-000000.tar")
+    with pytest.raises(ValueError, match="sample_rate"):
+        stage.build_datamodule(ctx)
+    ctx.data = DataConfig(sample_rate=16000)
+    dm = stage.build_datamodule(ctx)
+    assert isinstance(dm, AudioDataModule)
+    assert dm.segment_samples == 4000 and dm.segment_samples % stage.hop_length == 0
