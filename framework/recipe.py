@@ -52,6 +52,7 @@ class Recipe:
     data: DataConfig
     trainer: TrainerConfig
     stages: dict[str, StagePlan]
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain data, every stage config with all its defaults filled in."""
@@ -60,6 +61,7 @@ class Recipe:
             "description": self.description,
             "seed": self.seed,
             "run_root": self.run_root,
+            "shared": dict(self.shared),
             "data": config_to_dict(self.data),
             "trainer": config_to_dict(self.trainer),
             "stages": {
@@ -160,7 +162,8 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         )
         plans[name] = StagePlan(name, entry.plugin, stage_class, config, trainer, needs[name], entry.checkpoint, trainer_overrides)
     _check_streams(plans, source)
-    return Recipe(schema.name, source, schema.description, schema.seed, schema.run_root, schema.data, schema.trainer, plans)
+    return Recipe(schema.name, source, schema.description, schema.seed, schema.run_root, schema.data, schema.trainer,
+                  plans, dict(schema.shared or {}))
 
 
 def _check_streams(plans: dict[str, StagePlan], source: str) -> None:
@@ -175,9 +178,22 @@ def _check_streams(plans: dict[str, StagePlan], source: str) -> None:
                 f"{source}: key 'stages.{plan.name}.needs': plugin {plan.plugin!r} consumes {missing} "
                 f"but no stage in needs ({plan.needs or 'none'}) produces it"
             )
-        problems = plan.stage_class.check_upstream(plan.config, {d: (plans[d].stage_class, plans[d].config) for d in plan.needs})
+        ancestors = _ancestors(plans, plan.name)
+        problems = plan.stage_class.check_upstream(plan.config, {d: (plans[d].stage_class, plans[d].config) for d in ancestors})
         for problem in problems:
             raise RecipeError(f"{source}: stages.{plan.name}: {problem}")
+
+
+def _ancestors(plans: dict[str, StagePlan], name: str) -> list[str]:
+    """Every stage ``name`` needs, directly or through other stages, in execution order."""
+    seen: set[str] = set()
+    stack = list(plans[name].needs)
+    while stack:
+        dep = stack.pop()
+        if dep not in seen:
+            seen.add(dep)
+            stack.extend(plans[dep].needs)
+    return [n for n in plans if n in seen]
 
 
 def _optional(plan: StagePlan, stream: str) -> bool:

@@ -48,6 +48,7 @@ class RecipeSchema:
     description: str = ""
     seed: int = 0
     run_root: str = "runs"
+    shared: Any = field(default_factory=dict)  # numbers several stages use, referenced as ${shared.key}
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     stages: dict[str, StageEntry] = field(default_factory=dict)

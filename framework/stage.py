@@ -147,8 +147,8 @@ class Stage(L.LightningModule):
     def check_upstream(cls, config: StageConfig, upstream: dict[str, tuple[type["Stage"], StageConfig]]) -> list[str]:
         """Cross-stage contract checks at recipe-validation time (vocab sizes, levels, rates).
 
-        ``upstream`` maps each needed stage name to (stage class, config). Return problems as
-        messages; no model is built here.
+        ``upstream`` maps every stage this one needs, directly or transitively, to (stage class,
+        config). Return problems as messages; no model is built here.
         """
         return []
 
