@@ -1,0 +1,152 @@
+"""LM efficiency at the reference size: training MFU and batch-1 decoding vs the weight-streaming bound.
+
+Both ratios use hardware rates measured in the same process, so they are comparable across machines:
+- MFU = model FLOPs/s of a training step (forward + backward + AdamW, PaLM FLOP count)
+  / the FLOP/s of a large fp32 ``torch.mm``.
+- decode ratio = decoded tokens/s / (matrix-vector FLOP/s / (2 x parameters)), the rate at which the
+  weights could be streamed through matrix-vector products of the model's total size.
+
+    python benchmarks/lm.py [--repeats 5] [--profile] [--norm rmsnorm]
+
+Prints one JSON object. On a shared machine each rate is the best of ``repeats`` interleaved
+measurements (fastest step over fastest matmul, fastest decode over fastest matvec), so a busy
+neighbour during one measurement does not skew the ratio; the raw lists are printed too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from soundstage.plugins.lm.sampling import SamplingConfig, decode
+from soundstage.plugins.lm.transformer import Transformer, TransformerConfig
+
+
+def best_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def matmul_flops(n: int, repeats: int) -> float:
+    """FLOP/s of an n x n x n fp32 matmul."""
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    return 2 * n**3 / best_time(lambda: torch.mm(a, b, out=c), repeats)
+
+
+def matvec_flops(numel: int, cols: int, repeats: int) -> float:
+    """FLOP/s of a matrix-vector product over a weight matrix of ``numel`` elements (too big for cache)."""
+    rows = numel // cols
+    w, x, y = torch.randn(rows, cols), torch.randn(cols), torch.empty(rows)
+    inner = 10
+    return 2 * rows * cols * inner / best_time(lambda: [torch.mv(w, x, out=y) for _ in range(inner)], repeats)
+
+
+def make_train_step(model: Transformer, batch: int, seq: int):
+    """A closure running one training step (forward, backward, fused AdamW) on fixed random tokens."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+    x = torch.randint(0, model.vocab_size, (batch, seq + 1))
+    inputs, targets = x[:, :-1], x[:, 1:]
+    model.train()
+
+    def step() -> None:
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def decode_time(model: Transformer, tokens: int, repeats: int) -> float:
+    """Seconds per token of batch-1 greedy decoding with the KV cache."""
+    model.eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    ranges = [(0, model.vocab_size)] * tokens
+    greedy = SamplingConfig(temperature=0.0)
+    return best_time(lambda: decode(model, prompt, ranges, greedy), repeats) / tokens
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--d-model", type=int, default=512)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--vocab", type=int, default=1024)
+    p.add_argument("--seq", type=int, default=512)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--norm", default="layernorm", choices=["layernorm", "rmsnorm"])
+    p.add_argument("--decode-tokens", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--profile", action="store_true", help="print torch.profiler tables to stderr")
+    args = p.parse_args()
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(d_model=args.d_model, n_layer=args.layers, n_head=args.heads, block_size=args.seq,
+                            norm=args.norm)
+    model = Transformer(cfg, vocab_size=args.vocab)
+    n_params = model.num_params()
+    flops_per_token = model.flops_per_token(args.seq)
+    threads = torch.get_num_threads()
+
+    # Interleave hardware and model measurements so a busy neighbour hits both alike.
+    train_step = make_train_step(model, args.batch, args.seq)
+    train_step()  # warm-up: allocates the optimizer state
+    mm, steps = [], []
+    for _ in range(args.repeats):
+        mm.append(matmul_flops(2048, 3))
+        steps.append(best_time(train_step, repeats=1, warmup=0))
+    train_tokens_s = args.batch * args.seq / min(steps)
+    mfu = train_tokens_s * flops_per_token / max(mm)
+
+    # Batch-1 decoding is latency-bound: also try one intra-op thread, which avoids waiting at
+    # every op's thread barrier when another process holds a core. The bound is the best matvec rate.
+    decode_runs = {}
+    for n_threads in sorted({1, threads}):
+        torch.set_num_threads(n_threads)
+        mv, tok_s = [], []
+        for _ in range(args.repeats):
+            mv.append(matvec_flops(n_params, args.d_model, 3))
+            tok_s.append(1 / decode_time(model, args.decode_tokens, repeats=1))
+        decode_runs[n_threads] = {"matvec_gflops": round(max(mv) / 1e9, 2), "decode_tokens_per_s": round(max(tok_s), 1),
+                                  "bound_tokens_per_s": round(max(mv) / (2 * n_params), 1)}
+    torch.set_num_threads(threads)
+    best_bound = max(r["bound_tokens_per_s"] for r in decode_runs.values())
+    best_decode = max(r["decode_tokens_per_s"] for r in decode_runs.values())
+
+    if args.profile:
+        import sys
+
+        from torch.profiler import ProfilerActivity, profile
+
+        for name, fn in [("train", make_train_step(model, args.batch, args.seq)),
+                         ("decode", lambda: decode_time(model, 64, 1))]:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                fn()
+            print(f"--- {name}\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+
+    print(json.dumps({
+        "config": vars(args) | {"params": n_params, "dtype": "float32", "threads": threads},
+        "matmul_gflops": [round(x / 1e9, 1) for x in mm],
+        "train_step_s": [round(x, 3) for x in steps],
+        "train_tokens_per_s": round(train_tokens_s, 1),
+        "train_model_gflops": round(train_tokens_s * flops_per_token / 1e9, 1),
+        "mfu": round(mfu, 3),
+        "decode_by_threads": decode_runs,
+        "decode_tokens_per_s": best_decode,
+        "decode_bound_tokens_per_s": best_bound,
+        "decode_ratio": round(best_decode / best_bound, 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Token layouts: how each LM stage lays semantic ids and RVQ codes out as one flat token sequence.
+
+Each layout is a small pattern object (as audiocraft's codebook patterns): it owns the vocabulary
+(with per-level offsets so every RVQ level has its own ids), converts between streams and flat
+sequences, marks which positions are predicted (the loss mask) and which RVQ level each is.
+
+- ``SemanticLayout``: [BOS, s_0, s_1, ...], optionally with consecutive duplicates removed.
+- ``CoarseLayout``: [s_0 .. s_{Ts-1}, SEP, c_0^0, c_0^1, .., c_0^{Q'-1}, c_1^0, ...] (frame by frame);
+  loss only on the acoustic part.
+- ``FineLayout``: [coarse levels of a chunk, frame by frame | fine levels Q'..Q-1, frame by frame];
+  loss only on the fine part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class LMBatch:
+    """Next-token training tensors, all [B, L]; ``levels`` is -1 where a target is not an RVQ code."""
+
+    inputs: Tensor
+    targets: Tensor
+    mask: Tensor  # bool: the target counts in the loss
+    levels: Tensor
+
+
+def pack(seqs: list[Tensor], predicted: list[Tensor], levels: list[Tensor]) -> LMBatch:
+    """Right-pad per-sample sequences [L_i] (with per-position predicted flags and levels) into a batch."""
+    B, L = len(seqs), max(len(s) for s in seqs)
+    device = seqs[0].device
+    ids = torch.zeros(B, L, dtype=torch.long, device=device)
+    pred = torch.zeros(B, L, dtype=torch.bool, device=device)
+    lev = torch.full((B, L), -1, dtype=torch.long, device=device)
+    for b, (s, p, lv) in enumerate(zip(seqs, predicted, levels)):
+        ids[b, : len(s)], pred[b, : len(s)], lev[b, : len(s)] = s, p, lv
+    # position t predicts token t+1
+    return LMBatch(ids[:, :-1], ids[:, 1:], pred[:, 1:], lev[:, 1:])
+
+
+def flatten_levels(codes: Tensor, offsets: Tensor) -> Tensor:
+    """Codes [..., Q, T] -> ids [..., T*Q] frame by frame, each level shifted by its offset."""
+    return (codes + offsets[:, None]).transpose(-1, -2).reshape(*codes.shape[:-2], -1)
+
+
+def unflatten_levels(ids: Tensor, offsets: Tensor) -> Tensor:
+    """Inverse of ``flatten_levels``: ids [..., T*Q] -> codes [..., Q, T]."""
+    Q = offsets.numel()
+    return ids.reshape(*ids.shape[:-1], -1, Q).transpose(-1, -2) - offsets[:, None]
+
+
+def dedup_consecutive(ids: Tensor) -> Tensor:
+    """Drop consecutive repeats from a 1-D id sequence (e.g. 5 5 5 7 7 5 -> 5 7 5)."""
+    return torch.unique_consecutive(ids)
+
+
+class SemanticLayout:
+    """[BOS, semantic ids...]; ids are 0..V-1 and BOS is V."""
+
+    def __init__(self, semantic_vocab_size: int, dedup: bool = False) -> None:
+        self.semantic_vocab_size, self.dedup = semantic_vocab_size, dedup
+        self.bos = semantic_vocab_size
+        self.vocab_size = semantic_vocab_size + 1
+        self.token_range = (0, semantic_vocab_size)  # what generation may sample
+
+    def encode(self, semantic: Tensor) -> Tensor:
+        """Semantic ids [T] -> sequence [1 + T'] (T' < T when duplicates are removed)."""
+        if self.dedup:
+            semantic = dedup_consecutive(semantic)
+        return torch.cat([semantic.new_full((1,), self.bos), semantic])
+
+    def decode(self, seq: Tensor) -> Tensor:
+        """Sequence [..., 1 + T] -> semantic ids [..., T]."""
+        return seq[..., 1:]
+
+    def max_len(self, num_semantic: int) -> int:
+        return 1 + num_semantic
+
+    def make_batch(self, batch: dict[str, Tensor]) -> LMBatch:
+        """From token-datamodule tensors ``semantic`` [B, Ts] + ``semantic_lengths`` [B]."""
+        seqs, pred, lev = [], [], []
+        for s, n in zip(batch["semantic"], batch["semantic_lengths"].tolist()):
+            seq = self.encode(s[:n])
+            seqs.append(seq)
+            pred.append(torch.arange(len(seq), device=seq.device) > 0)
+            lev.append(torch.full_like(seq, -1))
+        return pack(seqs, pred, lev)
+
+
+class CoarseLayout:
+    """[semantic ids | SEP | first Q' RVQ levels, frame by frame]; ids: semantic 0..S-1, SEP = S,
+    level q code c -> S + 1 + q*K + c."""
+
+    def __init__(self, semantic_vocab_size: int, codebook_size: int, num_coarse: int) -> None:
+        self.semantic_vocab_size, self.codebook_size, self.num_levels = semantic_vocab_size, codebook_size, num_coarse
+        self.sep = semantic_vocab_size
+        self.offsets = semantic_vocab_size + 1 + codebook_size * torch.arange(num_coarse)
+        self.vocab_size = semantic_vocab_size + 1 + num_coarse * codebook_size
+
+    def level_range(self, q: int) -> tuple[int, int]:
+        """Token ids of RVQ level q: [lo, hi)."""
+        lo = int(self.offsets[q])
+        return lo, lo + self.codebook_size
+
+    def codes_to_tokens(self, codes: Tensor) -> Tensor:
+        """Codes [..., Q', T] -> acoustic ids [..., T*Q']."""
+        return flatten_levels(codes, self.offsets.to(codes.device))
+
+    def tokens_to_codes(self, ids: Tensor) -> Tensor:
+        """Acoustic ids [..., T*Q'] -> codes [..., Q', T]."""
+        return unflatten_levels(ids, self.offsets.to(ids.device))
+
+    def encode(self, semantic: Tensor, codes: Tensor) -> Tensor:
+        """Semantic [..., Ts] + codes [..., Q', Ta] -> sequence [..., Ts + 1 + Q'*Ta]."""
+        sep = semantic.new_full((*semantic.shape[:-1], 1), self.sep)
+        return torch.cat([semantic, sep, self.codes_to_tokens(codes)], dim=-1)
+
+    def decode(self, seq: Tensor, num_semantic: int) -> tuple[Tensor, Tensor]:
+        """Sequence [..., L] -> (semantic [..., Ts], codes [..., Q', Ta])."""
+        return seq[..., :num_semantic], self.tokens_to_codes(seq[..., num_semantic + 1 :])
+
+    def predicted(self, num_semantic: int, num_frames: int, device=None) -> tuple[Tensor, Tensor]:
+        """Per-position (predicted flag, RVQ level) of a sequence [Ts + 1 + Q'*Ta]."""
+        n_ac = self.num_levels * num_frames
+        pred = torch.cat([torch.zeros(num_semantic + 1, dtype=torch.bool), torch.ones(n_ac, dtype=torch.bool)])
+        lev = torch.cat([torch.full((num_semantic + 1,), -1), torch.arange(n_ac) % self.num_levels])
+        return pred.to(device), lev.to(device)
+
+    def max_len(self, num_semantic: int, num_frames: int) -> int:
+        return num_semantic + 1 + self.num_levels * num_frames
+
+    def make_batch(self, batch: dict[str, Tensor]) -> LMBatch:
+        """From ``semantic`` [B, Ts], ``acoustic`` [B, Q, Ta] and their ``*_lengths`` [B]."""
+        seqs, pred, lev = [], [], []
+        s_len, a_len = batch["semantic_lengths"].tolist(), batch["acoustic_lengths"].tolist()
+        for b in range(len(s_len)):
+            sem, codes = batch["semantic"][b, : s_len[b]], batch["acoustic"][b, : self.num_levels, : a_len[b]]
+            seqs.append(self.encode(sem, codes))
+            p, lv = self.predicted(s_len[b], a_len[b], sem.device)
+            pred.append(p)
+            lev.append(lv)
+        return pack(seqs, pred, lev)
+
+
+class FineLayout:
+    """[coarse levels 0..Q'-1 | fine levels Q'..Q-1], each frame by frame; level q code c -> q*K + c."""
+
+    def __init__(self, codebook_size: int, num_coarse: int, num_quantizers: int) -> None:
+        if not 0 < num_coarse < num_quantizers:
+            raise ValueError(f"need 0 < num_coarse_quantizers ({num_coarse}) < num_quantizers ({num_quantizers})")
+        self.codebook_size, self.num_coarse, self.num_quantizers = codebook_size, num_coarse, num_quantizers
+        self.offsets = codebook_size * torch.arange(num_quantizers)
+        self.vocab_size = num_quantizers * codebook_size
+
+    def level_range(self, q: int) -> tuple[int, int]:
+        return q * self.codebook_size, (q + 1) * self.codebook_size
+
+    def coarse_tokens(self, coarse: Tensor) -> Tensor:
+        """Coarse codes [..., Q', T] -> ids [..., T*Q'] (the conditioning prefix)."""
+        return flatten_levels(coarse, self.offsets[: self.num_coarse].to(coarse.device))
+
+    def fine_codes(self, ids: Tensor) -> Tensor:
+        """Fine ids [..., T*(Q-Q')] -> codes [..., Q-Q', T]."""
+        return unflatten_levels(ids, self.offsets[self.num_coarse :].to(ids.device))
+
+    def encode(self, codes: Tensor) -> Tensor:
+        """Codes [..., Q, T] -> sequence [..., Q*T] (coarse part, then fine part)."""
+        Qc = self.num_coarse
+        fine = flatten_levels(codes[..., Qc:, :], self.offsets[Qc:].to(codes.device))
+        return torch.cat([self.coarse_tokens(codes[..., :Qc, :]), fine], dim=-1)
+
+    def decode(self, seq: Tensor) -> Tensor:
+        """Sequence [..., Q*T] -> codes [..., Q, T]."""
+        T = seq.shape[-1] // self.num_quantizers
+        n_coarse = self.num_coarse * T
+        coarse = unflatten_levels(seq[..., :n_coarse], self.offsets[: self.num_coarse].to(seq.device))
+        return torch.cat([coarse, self.fine_codes(seq[..., n_coarse:])], dim=-2)
+
+    def predicted(self, num_frames: int, device=None) -> tuple[Tensor, Tensor]:
+        """Per-position (predicted flag, RVQ level) of a sequence [Q*T]."""
+        Qc, Qf = self.num_coarse, self.num_quantizers - self.num_coarse
+        pred = torch.cat([torch.zeros(Qc * num_frames, dtype=torch.bool), torch.ones(Qf * num_frames, dtype=torch.bool)])
+        lev = torch.cat([torch.arange(Qc * num_frames) % Qc, Qc + torch.arange(Qf * num_frames) % Qf])
+        return pred.to(device), lev.to(device)
+
+    def max_len(self, num_frames: int) -> int:
+        return self.num_quantizers * num_frames
+
+    def make_batch(self, batch: dict[str, Tensor]) -> LMBatch:
+        """From ``acoustic`` [B, Q, Ta] and ``acoustic_lengths`` [B]."""
+        acoustic = batch["acoustic"]
+        if acoustic.shape[1] != self.num_quantizers:
+            raise ValueError(f"fine LM expects {self.num_quantizers} RVQ levels, batch has {acoustic.shape[1]}")
+        seqs, pred, lev = [], [], []
+        for codes, n in zip(acoustic, batch["acoustic_lengths"].tolist()):
+            seqs.append(self.encode(codes[:, :n]))
+            p, lv = self.predicted(n, codes.device)
+            pred.append(p)
+            lev.append(lv)
+        return pack(seqs, pred, lev)

@@ -1,0 +1,207 @@
+"""What the three LM stages share: config fields, the training/validation steps, the optimizer,
+the token data and the check of vocabulary sizes against the tokens stage."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from soundstage.errors import SoundstageError
+from soundstage.stage import Stage, StageConfig, StageContext
+
+from .layouts import LMBatch
+from .metrics import TokenMetrics
+from .sampling import SamplingConfig
+from .transformer import Transformer, TransformerConfig
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay to ``min_lr_ratio * lr`` at the trainer's max_steps."""
+
+    lr: float = 3e-4
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+
+
+@dataclass
+class LMConfig(StageConfig):
+    """Fields every LM stage has; each stage adds its token sizes and rates."""
+
+    model: TransformerConfig = field(default_factory=TransformerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # defaults for generate()
+    batch_size: int = 8
+    window_seconds: float = 10.0  # training window (cropped aligned across streams)
+    batches_per_epoch: Optional[int] = None
+    # Acoustic stages log this many seconds of generated audio to TensorBoard at each validation
+    # when a codec is among the stage's needs (0 = off).
+    preview_seconds: float = 2.0
+
+
+class LMStage(Stage):
+    """Base of the LM stages: a ``Transformer`` over the tokens a layout produces."""
+
+    consumes = ("tokens",)
+    produces: ClassVar[tuple[str, ...]] = ()
+    streams: ClassVar[tuple[str, ...]] = ()  # token streams this stage reads from the shards
+    config: LMConfig
+
+    def __init__(self, config: LMConfig, layout: Any, metric_levels: list[int]) -> None:
+        super().__init__(config)
+        self.layout = layout
+        self.model = Transformer(config.model, layout.vocab_size)
+        self.val_metrics = TokenMetrics(metric_levels)
+        if self.max_seq_len() > config.model.block_size:
+            raise SoundstageError(
+                f"{self.stage_name or type(self).__name__}: a {config.window_seconds} s window is "
+                f"{self.max_seq_len()} tokens, more than model.block_size={config.model.block_size}; "
+                f"raise model.block_size or lower window_seconds"
+            )
+        if config.model.compile:
+            self.model.compile()  # in place: parameter names (and checkpoints) stay the same
+
+    # --- subclass hooks -----------------------------------------------------------------------
+    def max_seq_len(self) -> int:
+        """Length of the longest training sequence (one window)."""
+        raise NotImplementedError
+
+    def upstream_expectations(self) -> dict[str, float]:
+        """Keys of the tokens stage's outputs that must equal this config's values."""
+        raise NotImplementedError
+
+    # --- pipeline -----------------------------------------------------------------------------
+    def prepare(self, ctx: StageContext) -> None:
+        """Check vocabulary sizes, levels and rates against what the tokens stage produced."""
+        record = ctx.upstream_for("tokens")
+        problems = []
+        for key, expected in self.upstream_expectations().items():
+            if key not in record.outputs:
+                problems.append(f"{key}: the tokens stage did not record it")
+            elif not math.isclose(float(record.outputs[key]), float(expected)):
+                problems.append(f"{key}: config has {expected}, tokens stage {record.name!r} produced {record.outputs[key]}")
+        if problems:
+            raise SoundstageError(
+                f"stage {ctx.name!r} ({self.stage_name}) does not match its tokens:\n  " + "\n  ".join(problems)
+                + "\n(set these config keys by interpolation from the recipe's shared values)"
+            )
+        makes_codes = type(self).preview_codes is not LMStage.preview_codes
+        if makes_codes and self.config.preview_seconds > 0 and any("acoustic" in r.produces for r in ctx.upstream.values()):
+            self.set_preview_codec(ctx.load_upstream("acoustic"))
+
+    def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
+        from soundstage.data.token_datamodule import TokenDataModule
+
+        outputs = ctx.upstream_for("tokens").outputs
+        return TokenDataModule(
+            train_shards=outputs["train_tokens"],
+            val_shards=outputs.get("val_tokens"),
+            batch_size=self.config.batch_size,
+            streams=self.streams,
+            window_seconds=self.config.window_seconds,
+            num_workers=ctx.data.num_workers,
+            batches_per_epoch=self.config.batches_per_epoch,
+            shuffle_buffer=ctx.data.shuffle_buffer,
+            seed=ctx.seed,
+            pin_memory=ctx.data.pin_memory,
+            prefetch_factor=ctx.data.prefetch_factor,
+        )
+
+    # --- training -----------------------------------------------------------------------------
+    def forward(self, idx: Tensor) -> Tensor:
+        """Logits [B, T, V] for token ids [B, T]."""
+        return self.model(idx)
+
+    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, LMBatch]:
+        b = self.layout.make_batch(batch)
+        block = self.config.model.block_size
+        if b.inputs.shape[1] > block:  # a window rounded up by a frame must not break training
+            b = LMBatch(b.inputs[:, :block], b.targets[:, :block], b.mask[:, :block], b.levels[:, :block])
+        logits = self.model(b.inputs)  # [B, L, V]
+        targets = b.targets.masked_fill(~b.mask, -100)  # ignore_index keeps logits uncopied
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        return loss, logits, b
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, _, b = self._loss(batch)
+        n = b.inputs.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        self.log("train/ppl", loss.detach().exp(), batch_size=n)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        loss, logits, b = self._loss(batch)
+        self.val_metrics.update(logits, b.targets, b.mask, b.levels)
+        if batch_idx == 0:
+            self._preview_batch = {k: v[:1] for k, v in batch.items() if isinstance(v, Tensor)}
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute("val")  # already reduced over ranks by torchmetrics
+        self.log_dict(values)
+        self.val_metrics.reset()
+        self._log_preview()
+
+    # --- audio previews -----------------------------------------------------------------------
+    def set_preview_codec(self, codec: Any) -> None:
+        """Decode generated codes with ``codec`` (``decode(codes [B, Q, T]) -> [B, T]``) for previews.
+
+        Kept outside the module tree so the codec never enters this stage's checkpoint.
+        """
+        self.__dict__["_preview_codec"] = codec
+
+    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """Codes [1, Q, T] generated from one validation example (acoustic stages override)."""
+        return None
+
+    def _log_preview(self) -> None:
+        codec = self.__dict__.get("_preview_codec")
+        experiment = getattr(self.logger, "experiment", None)
+        batch = getattr(self, "_preview_batch", None)
+        if codec is None or batch is None or not hasattr(experiment, "add_audio") or not self.trainer.is_global_zero:
+            return
+        codes = self.preview_codes(batch)
+        if codes is None:
+            return
+        with torch.inference_mode():
+            wave = codec.to(self.device).decode(codes.to(self.device))[0].float().clamp(-1, 1).cpu()
+        experiment.add_audio(f"{self.stage_name}/generated", wave[None], self.global_step, sample_rate=int(codec.sample_rate))
+
+    def configure_optimizers(self) -> Any:
+        cfg = self.config.optim
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        no_decay = [p for p in self.model.parameters() if p.dim() < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=(cfg.beta1, cfg.beta2),
+        )
+        total = self.trainer.max_steps if self._trainer is not None and self.trainer.max_steps > 0 else None
+
+        def lr_lambda(step: int) -> float:
+            if step < cfg.warmup_steps:
+                return (step + 1) / cfg.warmup_steps
+            if total is None or total <= cfg.warmup_steps:
+                return 1.0
+            progress = min(1.0, (step - cfg.warmup_steps) / (total - cfg.warmup_steps))
+            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- generation helpers -------------------------------------------------------------------
+    def _sampling(self, temperature: float | None, top_k: int | None, top_p: float | None) -> SamplingConfig:
+        """The stage's sampling defaults with any per-call overrides."""
+        d = self.config.sampling
+        return SamplingConfig(
+            temperature=d.temperature if temperature is None else temperature,
+            top_k=d.top_k if top_k is None else top_k,
+            top_p=d.top_p if top_p is None else top_p,
+        )

@@ -1,0 +1,79 @@
+"""Batched next-token sampling (temperature, top-k, top-p) and the KV-cached decoding loop."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .transformer import Transformer
+
+
+@dataclass
+class SamplingConfig:
+    """How a stage samples during generation; temperature 0 means greedy (argmax)."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # keep the k most likely tokens; 0 = off
+    top_p: float = 1.0  # keep the smallest set whose probability reaches top_p; 1.0 = off
+
+
+def sample(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Draw one token per row from logits [B, V] -> ids [B]."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # [B, 1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already reach top_p (the best one always stays).
+        drop = probs.cumsum(dim=-1) - probs >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def decode(
+    model: Transformer,
+    prompt: Tensor,
+    ranges: Sequence[tuple[int, int]],
+    sampling: SamplingConfig,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Extend prompt [B, Tp] (Tp >= 1) by len(ranges) tokens -> new ids [B, len(ranges)].
+
+    Step i samples only from token ids ``ranges[i] = (lo, hi)``, which is how layouts keep each
+    position inside its stream's (or RVQ level's) vocabulary. One prefill, then one cached
+    forward of a single token per step. On a CPU shared with other processes, batch-1 decoding
+    is often fastest with ``torch.set_num_threads(1)`` (no waiting at every op's thread barrier).
+    """
+    B, Tp = prompt.shape
+    n = len(ranges)
+    out = torch.empty(B, n, dtype=torch.long, device=prompt.device)
+    if n == 0:
+        return out
+    was_training = model.training
+    model.eval()  # no dropout while generating
+    try:
+        cache = model.make_cache(B, Tp + n - 1)  # the last sampled token is never fed back
+        logits = model(prompt, cache=cache, pos=0, last_only=True)[:, -1]  # [B, V]
+        t, k, p = sampling.temperature, sampling.top_k, sampling.top_p
+        for i, (lo, hi) in enumerate(ranges):
+            out[:, i] = sample(logits[:, lo:hi], t, k, p, generator) + lo
+            if i + 1 < n:
+                logits = model(out[:, i : i + 1], cache=cache, pos=Tp + i)[:, -1]
+    finally:
+        model.train(was_training)
+    return out

@@ -1,0 +1,262 @@
+"""The AudioLM language-model stages: semantic (stage 1), coarse acoustic (2) and fine acoustic (3).
+
+Each trains on token shards (``consumes = ("tokens",)``) through its token layout and exposes
+``generate`` (temperature / top-k / top-p, batched, KV-cached). Sequences longer than the training
+window are generated in sliding windows (semantic, coarse) or independent chunks (fine).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from soundstage.errors import SoundstageError
+from soundstage.registry import register_stage
+from soundstage.stage import StageContext
+
+from .layouts import CoarseLayout, FineLayout, SemanticLayout, dedup_consecutive
+from .lm_stage import LMConfig, LMStage
+from .sampling import decode
+from .transformer import TransformerConfig
+
+
+@dataclass
+class SemanticLMConfig(LMConfig):
+    """Stage 1: next-token prediction on semantic ids."""
+
+    semantic_vocab_size: int = 1024
+    semantic_rate: float = 25.0  # semantic tokens per second
+    dedup: bool = False  # drop consecutive duplicate ids (generated "seconds" then become approximate)
+    window_seconds: float = 30.0
+
+
+@dataclass
+class CoarseLMConfig(LMConfig):
+    """Stage 2: semantic ids -> the first ``num_coarse_quantizers`` RVQ levels."""
+
+    model: TransformerConfig = field(default_factory=lambda: TransformerConfig(block_size=2304))
+    semantic_vocab_size: int = 1024
+    codebook_size: int = 1024
+    num_coarse_quantizers: int = 4
+    semantic_rate: float = 25.0
+    acoustic_rate: float = 50.0  # codec frames per second
+    window_seconds: float = 10.0
+
+
+@dataclass
+class FineLMConfig(LMConfig):
+    """Stage 3: coarse RVQ levels -> the remaining levels, in chunks of ``window_seconds``."""
+
+    model: TransformerConfig = field(default_factory=lambda: TransformerConfig(block_size=2048))
+    codebook_size: int = 1024
+    num_coarse_quantizers: int = 4
+    num_quantizers: int = 12
+    acoustic_rate: float = 50.0
+    window_seconds: float = 3.0
+
+
+def _device(stage: LMStage) -> torch.device:
+    return stage.model.embed.weight.device
+
+
+@register_stage("semantic_lm")
+class SemanticLMStage(LMStage):
+    """Decoder-only LM over semantic ids (AudioLM stage 1)."""
+
+    config_class = SemanticLMConfig
+    produces = ("semantic_lm",)
+    streams = ("semantic",)
+    config: SemanticLMConfig
+
+    def __init__(self, config: SemanticLMConfig) -> None:
+        super().__init__(config, SemanticLayout(config.semantic_vocab_size, config.dedup), metric_levels=[])
+
+    def max_seq_len(self) -> int:
+        return self.layout.max_len(round(self.config.window_seconds * self.config.semantic_rate))
+
+    def upstream_expectations(self) -> dict[str, float]:
+        return {"semantic_vocab_size": self.config.semantic_vocab_size, "semantic_rate": self.config.semantic_rate}
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt: Tensor | None = None,
+        num_tokens: int = 100,
+        batch_size: int = 1,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue semantic ids prompt [B, Tp] (None: start from scratch, ``batch_size`` rows)
+        by ``num_tokens`` -> [B, Tp + num_tokens]."""
+        device = _device(self)
+        out = torch.empty(batch_size, 0, dtype=torch.long, device=device) if prompt is None else prompt.to(device)
+        if self.config.dedup and out.shape[1]:
+            rows = [dedup_consecutive(r) for r in out]
+            n = min(len(r) for r in rows)  # rows must align; keep each row's most recent ids
+            out = torch.stack([r[len(r) - n :] for r in rows])
+        sampling = self._sampling(temperature, top_k, top_p)
+        block = self.config.model.block_size
+        fits = 1 + out.shape[1] + num_tokens <= block
+        remaining = num_tokens
+        while remaining > 0:
+            # Past the block size, slide: keep the latest half block as context and re-prefill.
+            keep = out.shape[1] if fits else min(out.shape[1], (block - 1) // 2)
+            bos = out.new_full((out.shape[0], 1), self.layout.bos)
+            seq = torch.cat([bos, out[:, out.shape[1] - keep :]], dim=1)
+            n = min(remaining, block - seq.shape[1])
+            new = decode(self.model, seq, [self.layout.token_range] * n, sampling, generator)
+            out, remaining = torch.cat([out, new], dim=1), remaining - n
+        return out
+
+
+@register_stage("coarse_lm")
+class CoarseLMStage(LMStage):
+    """Semantic ids -> coarse RVQ codes, flattened frame by frame (AudioLM stage 2)."""
+
+    config_class = CoarseLMConfig
+    produces = ("coarse_lm",)
+    streams = ("semantic", "acoustic")
+    config: CoarseLMConfig
+
+    def __init__(self, config: CoarseLMConfig) -> None:
+        layout = CoarseLayout(config.semantic_vocab_size, config.codebook_size, config.num_coarse_quantizers)
+        super().__init__(config, layout, metric_levels=list(range(config.num_coarse_quantizers)))
+
+    def window(self) -> tuple[int, int]:
+        """(semantic tokens, acoustic frames) in one window."""
+        c = self.config
+        return round(c.window_seconds * c.semantic_rate), round(c.window_seconds * c.acoustic_rate)
+
+    def max_seq_len(self) -> int:
+        return self.layout.max_len(*self.window())
+
+    def upstream_expectations(self) -> dict[str, float]:
+        c = self.config
+        return {
+            "semantic_vocab_size": c.semantic_vocab_size,
+            "codebook_size": c.codebook_size,
+            "semantic_rate": c.semantic_rate,
+            "acoustic_rate": c.acoustic_rate,
+        }
+
+    def prepare(self, ctx: StageContext) -> None:
+        super().prepare(ctx)
+        available = ctx.upstream_for("tokens").outputs.get("num_quantizers")
+        if available is not None and self.config.num_coarse_quantizers > int(available):
+            raise SoundstageError(
+                f"stage {ctx.name!r}: num_coarse_quantizers={self.config.num_coarse_quantizers} but the tokens "
+                f"have only {available} RVQ levels"
+            )
+
+    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
+        """Coarse codes for the example's first ``preview_seconds`` of semantic ids (coarse levels only)."""
+        n = max(1, round(self.config.preview_seconds * self.config.semantic_rate))
+        return self.generate(batch["semantic"][:, : min(n, int(batch["semantic_lengths"][0]))])
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        semantic: Tensor,
+        acoustic_prompt: Tensor | None = None,
+        num_frames: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Coarse codes [B, Q', num_frames] for semantic ids [B, Ts].
+
+        ``acoustic_prompt`` [B, >=Q', Tp]: codes of the first Tp frames (kept as given);
+        ``num_frames`` defaults to the duration of the semantic ids.
+        """
+        device, Qc = _device(self), self.config.num_coarse_quantizers
+        semantic = semantic.to(device)
+        B, Ts = semantic.shape
+        ratio = self.config.acoustic_rate / self.config.semantic_rate
+        total = round(Ts * ratio) if num_frames is None else num_frames
+        if acoustic_prompt is None:
+            codes = torch.empty(B, Qc, 0, dtype=torch.long, device=device)
+        else:
+            if acoustic_prompt.shape[1] < Qc:
+                raise ValueError(f"acoustic_prompt has {acoustic_prompt.shape[1]} levels, need at least {Qc}")
+            codes = acoustic_prompt[:, :Qc, :total].to(device)
+        win_s, win_a = self.window()
+        ranges = [self.layout.level_range(q) for q in range(Qc)]
+        sampling = self._sampling(temperature, top_k, top_p)
+        while codes.shape[-1] < total:
+            t = codes.shape[-1]
+            # Window start: keep half a window of generated context, aligned to a semantic token.
+            a0 = min(max(0, t - win_a // 2), max(0, total - win_a))
+            s0 = int(a0 / ratio + 1e-9)
+            while round(s0 * ratio) + win_a <= t:  # tiny windows: make sure this one adds frames
+                s0 += 1
+            a0 = round(s0 * ratio)
+            a1 = min(total, a0 + win_a)
+            seq = self.layout.encode(semantic[:, s0 : min(Ts, s0 + win_s)], codes[:, :, a0:t])
+            new = decode(self.model, seq, ranges * (a1 - t), sampling, generator)  # [B, Q'*(a1-t)]
+            codes = torch.cat([codes, self.layout.tokens_to_codes(new)], dim=-1)
+        return codes
+
+
+@register_stage("fine_lm")
+class FineLMStage(LMStage):
+    """Coarse RVQ levels -> all levels, chunk by chunk (AudioLM stage 3)."""
+
+    config_class = FineLMConfig
+    produces = ("fine_lm",)
+    streams = ("acoustic",)
+    config: FineLMConfig
+
+    def __init__(self, config: FineLMConfig) -> None:
+        layout = FineLayout(config.codebook_size, config.num_coarse_quantizers, config.num_quantizers)
+        super().__init__(config, layout, metric_levels=list(range(config.num_coarse_quantizers, config.num_quantizers)))
+
+    def chunk_frames(self) -> int:
+        return round(self.config.window_seconds * self.config.acoustic_rate)
+
+    def max_seq_len(self) -> int:
+        return self.layout.max_len(self.chunk_frames())
+
+    def upstream_expectations(self) -> dict[str, float]:
+        c = self.config
+        return {"codebook_size": c.codebook_size, "num_quantizers": c.num_quantizers, "acoustic_rate": c.acoustic_rate}
+
+    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
+        """All levels generated from the example's first ``preview_seconds`` of coarse codes."""
+        n = max(1, round(self.config.preview_seconds * self.config.acoustic_rate))
+        return self.generate(batch["acoustic"][:, :, : min(n, int(batch["acoustic_lengths"][0]))])
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        coarse: Tensor,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """All Q levels [B, Q, T] from coarse codes [B, >=Q', T]; chunks are generated as one batch."""
+        Qc, Q = self.config.num_coarse_quantizers, self.config.num_quantizers
+        coarse = coarse[:, :Qc].to(_device(self))
+        B, _, T = coarse.shape
+        chunk = self.chunk_frames()
+        n_full = T // chunk
+        sampling = self._sampling(temperature, top_k, top_p)
+        parts = []
+        if n_full:
+            full = coarse[..., : n_full * chunk].reshape(B, Qc, n_full, chunk).transpose(1, 2).reshape(-1, Qc, chunk)
+            fine = self._fine_chunks(full, sampling, generator)  # [B*n_full, Q, chunk]
+            parts.append(fine.reshape(B, n_full, Q, chunk).transpose(1, 2).reshape(B, Q, n_full * chunk))
+        if T > n_full * chunk:
+            parts.append(self._fine_chunks(coarse[..., n_full * chunk :], sampling, generator))
+        return torch.cat(parts, dim=-1) if parts else coarse.new_zeros(B, Q, 0)
+
+    def _fine_chunks(self, coarse: Tensor, sampling, generator) -> Tensor:
+        """Coarse [N, Q', c] -> all levels [N, Q, c]."""
+        Qc, Q = self.config.num_coarse_quantizers, self.config.num_quantizers
+        ranges = [self.layout.level_range(q) for q in range(Qc, Q)] * coarse.shape[-1]
+        new = decode(self.model, self.layout.coarse_tokens(coarse), ranges, sampling, generator)
+        return torch.cat([coarse, self.layout.fine_codes(new)], dim=1)

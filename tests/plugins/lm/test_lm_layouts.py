@@ -1,0 +1,66 @@
+"""Token layouts: codes <-> flat sequences, loss masks and RVQ levels."""
+import torch
+
+from soundstage.plugins.lm.layouts import CoarseLayout, FineLayout, SemanticLayout
+
+
+def test_coarse_layout_round_trips_and_flattens_frame_by_frame():
+    layout = CoarseLayout(semantic_vocab_size=10, codebook_size=16, num_coarse=3)
+    semantic, codes = torch.randint(0, 10, (2, 5)), torch.randint(0, 16, (2, 3, 7))
+    seq = layout.encode(semantic, codes)
+    assert seq.shape == (2, 5 + 1 + 3 * 7)
+    assert (seq[:, 5] == layout.sep).all()
+    # frame 0 level 0, frame 0 level 1, ... each level in its own id range
+    assert seq[0, 6:9].tolist() == [11 + codes[0, 0, 0], 11 + 16 + codes[0, 1, 0], 11 + 32 + codes[0, 2, 0]]
+    sem_back, codes_back = layout.decode(seq, num_semantic=5)
+    assert torch.equal(sem_back, semantic) and torch.equal(codes_back, codes)
+    assert seq.max() < layout.vocab_size
+
+
+def test_fine_layout_round_trips():
+    layout = FineLayout(codebook_size=16, num_coarse=2, num_quantizers=5)
+    codes = torch.randint(0, 16, (4, 5, 6))
+    seq = layout.encode(codes)
+    assert seq.shape == (4, 30) and seq.max() < layout.vocab_size
+    assert torch.equal(layout.decode(seq), codes)
+    assert torch.equal(layout.coarse_tokens(codes[:, :2]), seq[:, :12])
+    assert torch.equal(layout.fine_codes(seq[:, 12:]), codes[:, 2:])
+
+
+def test_coarse_loss_mask_covers_exactly_the_acoustic_targets():
+    layout = CoarseLayout(semantic_vocab_size=10, codebook_size=16, num_coarse=2)
+    batch = {"semantic": torch.randint(0, 10, (2, 6)), "semantic_lengths": torch.tensor([6, 4]),
+             "acoustic": torch.randint(0, 16, (2, 4, 12)), "acoustic_lengths": torch.tensor([12, 8])}
+    b = layout.make_batch(batch)
+    for row, (ns, na) in enumerate([(6, 12), (4, 8)]):
+        acoustic = b.targets[row] >= layout.sep + 1
+        valid = torch.arange(b.targets.shape[1]) < ns + 2 * na  # beyond: right padding
+        assert torch.equal(b.mask[row], acoustic & valid)
+        assert int(b.mask[row].sum()) == 2 * na
+        # each predicted target lies in the id range of the level it is tagged with
+        for t in b.mask[row].nonzero().flatten().tolist():
+            lo, hi = layout.level_range(int(b.levels[row, t]))
+            assert lo <= b.targets[row, t] < hi
+        # the first predicted target is level 0 of frame 0, read right after SEP
+        first = int(b.mask[row].nonzero()[0])
+        assert b.inputs[row, first] == layout.sep and b.levels[row, first] == 0
+
+
+def test_fine_loss_mask_covers_only_the_fine_levels():
+    layout = FineLayout(codebook_size=16, num_coarse=2, num_quantizers=4)
+    batch = {"acoustic": torch.randint(0, 16, (2, 4, 5)), "acoustic_lengths": torch.tensor([5, 3])}
+    b = layout.make_batch(batch)
+    for row, n in enumerate([5, 3]):
+        assert int(b.mask[row].sum()) == 2 * n
+        tagged = b.levels[row][b.mask[row]]
+        assert set(tagged.tolist()) == {2, 3}
+        assert (b.targets[row][b.mask[row]] >= 2 * 16).all()  # fine ids start after the coarse levels
+
+
+def test_semantic_layout_dedups_and_predicts_everything_after_bos():
+    layout = SemanticLayout(semantic_vocab_size=10, dedup=True)
+    seq = layout.encode(torch.tensor([3, 3, 3, 5, 5, 3, 9]))
+    assert seq.tolist() == [10, 3, 5, 3, 9]
+    b = layout.make_batch({"semantic": torch.tensor([[1, 1, 2, 3], [4, 5, 6, 7]]), "semantic_lengths": torch.tensor([4, 4])})
+    assert b.mask.sum(1).tolist() == [3, 4]  # the duplicate 1 is gone from row 0; padding is masked
+    assert torch.equal(layout.decode(layout.encode(torch.tensor([1, 2, 3]))), torch.tensor([1, 2, 3]))

@@ -1,0 +1,93 @@
+"""Sampling settings and generation lengths of each stage."""
+import torch
+
+from soundstage.plugins.lm.sampling import SamplingConfig, decode, sample
+from soundstage.plugins.lm.stages import CoarseLMStage, FineLMStage, SemanticLMStage
+
+from lm_test_helpers import AC_RATE, CODEBOOK, QC, SEM_RATE, SEM_VOCAB, Q, coarse_config, fine_config, semantic_config
+
+
+def test_top_k_one_and_tiny_top_p_and_zero_temperature_are_greedy():
+    logits = torch.randn(64, 50)
+    greedy = logits.argmax(-1)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(sample(logits, temperature=1.5, top_k=1, generator=g), greedy)
+    assert torch.equal(sample(logits, temperature=1.5, top_p=1e-6, generator=g), greedy)
+    assert torch.equal(sample(logits, temperature=0.0), greedy)
+
+
+def test_top_k_and_top_p_restrict_the_support():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 30).expand(4000, 30)
+    top3 = set(logits[0].topk(3).indices.tolist())
+    drawn = set(sample(logits, top_k=3, generator=g).tolist())
+    assert drawn == top3  # all three drawn over 4000 rows, nothing else
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()[None].expand(4000, 4)
+    assert set(sample(probs, top_p=0.7, generator=g).tolist()) == {0, 1}  # 0.5 < 0.7 <= 0.8
+
+
+def test_sampling_is_reproducible_with_a_generator_and_temperature_sharpens():
+    logits = torch.randn(2000, 10)
+    a = sample(logits, generator=torch.Generator().manual_seed(3))
+    b = sample(logits, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    cold = sample(logits, temperature=0.05, generator=torch.Generator().manual_seed(1))
+    hot = sample(logits, temperature=5.0, generator=torch.Generator().manual_seed(1))
+    greedy = logits.argmax(-1)
+    assert (cold == greedy).float().mean() > (hot == greedy).float().mean() + 0.3
+
+
+def test_decode_honours_length_and_ranges():
+    stage = SemanticLMStage(semantic_config())
+    ranges = [(2, 5), (0, 1), (7, 9)] * 4
+    out = decode(stage.model, torch.zeros(3, 2, dtype=torch.long), ranges, SamplingConfig())
+    assert out.shape == (3, 12)
+    for i, (lo, hi) in enumerate(ranges):
+        assert ((out[:, i] >= lo) & (out[:, i] < hi)).all()
+
+
+def test_semantic_generation_lengths_sliding_past_the_block_and_greedy_equivalence():
+    torch.manual_seed(0)
+    stage = SemanticLMStage(semantic_config())  # block_size 64
+    prompt = torch.randint(0, SEM_VOCAB, (2, 10))
+    out = stage.generate(prompt, num_tokens=100, temperature=1.0)
+    assert out.shape == (2, 110) and torch.equal(out[:, :10], prompt) and out.max() < SEM_VOCAB
+    assert stage.generate(None, num_tokens=7, batch_size=3).shape == (3, 7)
+    greedy = stage.generate(prompt, num_tokens=20, temperature=0.0)
+    assert torch.equal(stage.generate(prompt, num_tokens=20, top_k=1), greedy)
+
+
+def test_per_stage_sampling_defaults_come_from_the_config():
+    torch.manual_seed(0)
+    stage = SemanticLMStage(semantic_config(sampling=SamplingConfig(temperature=0.0)))
+    prompt = torch.randint(0, SEM_VOCAB, (2, 5))
+    a, b = stage.generate(prompt, 15), stage.generate(prompt, 15)
+    assert torch.equal(a, b)  # greedy by config, so deterministic
+    assert torch.equal(a, stage.generate(prompt, 15, temperature=1.0, top_k=1))
+
+
+def test_coarse_generation_spans_several_windows_and_keeps_the_prompt():
+    torch.manual_seed(0)
+    stage = CoarseLMStage(coarse_config())  # 1 s windows: 10 semantic tokens, 20 frames
+    semantic = torch.randint(0, SEM_VOCAB, (2, 35))  # 3.5 s
+    prompt = torch.randint(0, CODEBOOK, (2, Q, 9))
+    codes = stage.generate(semantic, acoustic_prompt=prompt)
+    assert codes.shape == (2, QC, round(35 * AC_RATE / SEM_RATE))
+    assert torch.equal(codes[:, :, :9], prompt[:, :QC]) and codes.max() < CODEBOOK and codes.min() >= 0
+    assert stage.generate(semantic[:, :4], num_frames=5).shape == (2, QC, 5)
+
+
+def test_fine_generation_covers_every_frame_chunk_by_chunk():
+    torch.manual_seed(0)
+    stage = FineLMStage(fine_config())  # chunks of 10 frames
+    coarse = torch.randint(0, CODEBOOK, (2, QC, 23))
+    codes = stage.generate(coarse, top_p=0.9)
+    assert codes.shape == (2, Q, 23) and torch.equal(codes[:, :QC], coarse) and codes.max() < CODEBOOK
+
+
+def test_dedup_semantic_lm_continues_the_deduplicated_prompt():
+    stage = SemanticLMStage(semantic_config(dedup=True))
+    prompt = torch.tensor([[1, 1, 2, 2, 2, 3], [4, 5, 5, 6, 7, 7]])
+    out = stage.generate(prompt, num_tokens=5)
+    assert out.shape == (2, 8)  # rows deduplicate to 3 and 4 ids; both keep their latest 3
+    assert out[:, :3].tolist() == [[1, 2, 3], [5, 6, 7]]

@@ -1,0 +1,133 @@
+"""Each LM stage trains with Lightning, overfits a fixed token sequence and checks its tokens stage."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from soundstage.errors import SoundstageError
+from soundstage.plugins.lm.stages import CoarseLMStage, FineLMStage, SemanticLMStage
+from soundstage.recipe_schema import DataConfig
+from soundstage.stage import StageContext, StageRecord
+from soundstage.trainer import TrainerConfig
+
+from lm_test_helpers import (AC_RATE, CODEBOOK, Q, QC, SEM_RATE, SEM_VOCAB, InMemoryTokens, coarse_config,
+                             fine_config, quick_trainer, semantic_config)
+
+STEPS = 120
+
+
+def fixed_tokens(ts: int, ta: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, SEM_VOCAB, (1, ts), generator=g), torch.randint(0, CODEBOOK, (1, Q, ta), generator=g)
+
+
+def fit(stage, semantic, acoustic) -> dict:
+    torch.manual_seed(0)
+    trainer = quick_trainer(STEPS, limit_val_batches=1, val_check_interval=STEPS, check_val_every_n_epoch=None)
+    trainer.fit(stage, InMemoryTokens(semantic, acoustic, batch_size=2, repeat=2))
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def test_semantic_lm_overfits_a_fixed_sequence():
+    semantic, acoustic = fixed_tokens(20, 40)
+    stage = SemanticLMStage(semantic_config())
+    metrics = fit(stage, semantic, acoustic)
+    assert metrics["val/acc"] == 1.0 and metrics["val/loss"] < 0.1 and metrics["val/ppl"] < 1.1
+    out = stage.generate(semantic[:, :4], num_tokens=16, temperature=0.0)
+    assert torch.equal(out, semantic)
+
+
+def test_coarse_lm_overfits_and_regenerates_the_codes():
+    semantic, acoustic = fixed_tokens(10, 20)
+    stage = CoarseLMStage(coarse_config())
+    metrics = fit(stage, semantic, acoustic)
+    assert metrics["val/acc"] == 1.0 and metrics["val/loss"] < 0.1
+    assert {f"val/level{q}/acc" for q in range(QC)} <= set(metrics)  # per RVQ level
+    assert torch.equal(stage.generate(semantic, temperature=0.0), acoustic[:, :QC])
+
+
+def test_fine_lm_overfits_and_regenerates_the_fine_levels():
+    semantic, acoustic = fixed_tokens(5, 10)
+    stage = FineLMStage(fine_config())
+    metrics = fit(stage, semantic, acoustic)
+    assert metrics["val/acc"] == 1.0 and metrics[f"val/level{QC}/loss"] < 0.1
+    assert torch.equal(stage.generate(acoustic[:, :QC], temperature=0.0), acoustic)
+
+
+def context(tmp_path: Path, **outputs) -> StageContext:
+    produced = {"train_tokens": str(tmp_path / "train-{000000..000001}.tar"), "val_tokens": None,
+                "semantic_rate": SEM_RATE, "acoustic_rate": AC_RATE, "num_quantizers": Q,
+                "codebook_size": CODEBOOK, "semantic_vocab_size": SEM_VOCAB} | outputs
+    record = StageRecord(name="tokens", plugin="tokenize", stage_dir=tmp_path, produces=("tokens",), outputs=produced)
+    return StageContext(name="lm", stage_dir=tmp_path / "lm", run_dir=tmp_path, data=DataConfig(),
+                        trainer=TrainerConfig(), upstream={"tokens": record})
+
+
+def test_prepare_accepts_matching_tokens_and_names_every_mismatch(tmp_path):
+    for stage in (SemanticLMStage(semantic_config()), CoarseLMStage(coarse_config()), FineLMStage(fine_config())):
+        stage.prepare(context(tmp_path))
+    with pytest.raises(SoundstageError, match=r"codebook_size: config has 8, .* produced 1024") as err:
+        CoarseLMStage(coarse_config()).prepare(context(tmp_path, codebook_size=1024, semantic_rate=50.0))
+    assert "semantic_rate" in str(err.value)
+    with pytest.raises(SoundstageError, match="num_quantizers"):
+        FineLMStage(fine_config()).prepare(context(tmp_path, num_quantizers=8))
+    with pytest.raises(SoundstageError, match="only 1 RVQ levels"):
+        CoarseLMStage(coarse_config()).prepare(context(tmp_path, num_quantizers=1))
+
+
+def test_a_window_longer_than_the_block_is_a_config_error():
+    with pytest.raises(SoundstageError, match="block_size"):
+        CoarseLMStage(coarse_config(window_seconds=5.0))
+
+
+def test_trains_on_real_token_shards_through_the_token_datamodule(tmp_path):
+    token_shards = pytest.importorskip("soundstage.data.token_shards")
+    writer = token_shards.TokenShardWriter(tmp_path / "tokens", "train")
+    g = torch.Generator().manual_seed(0)
+    meta = {"duration": 2.0, "sample_rate": 800, "semantic_rate": SEM_RATE, "acoustic_rate": AC_RATE,
+            "semantic_vocab_size": SEM_VOCAB, "codebook_size": CODEBOOK}
+    for i in range(4):  # 2 s clips; the stage trains on aligned 1 s windows
+        writer.write(f"clip{i}", meta, semantic=torch.randint(0, SEM_VOCAB, (20,), generator=g).numpy(),
+                     acoustic=torch.randint(0, CODEBOOK, (Q, 40), generator=g).numpy())
+    (shard,) = writer.close()
+    ctx = context(tmp_path, train_tokens=shard, val_tokens=shard)
+    stage = CoarseLMStage(coarse_config(batch_size=2, batches_per_epoch=2))
+    stage.prepare(ctx)
+    trainer = quick_trainer(4, limit_val_batches=1)
+    trainer.fit(stage, stage.build_datamodule(ctx))
+    assert trainer.global_step == 4
+    assert torch.isfinite(trainer.callback_metrics["val/level1/ppl"])
+
+
+@pytest.mark.parametrize("make_stage", [lambda: CoarseLMStage(coarse_config(preview_seconds=0.5)),
+                                        lambda: FineLMStage(fine_config(preview_seconds=0.5))])
+def test_validation_logs_generated_audio_when_a_codec_is_available(tmp_path, make_stage):
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from lm_test_helpers import ToyCodec
+
+    stage = make_stage()
+    codec = ToyCodec()
+    stage.set_preview_codec(codec)
+    semantic, acoustic = fixed_tokens(10, 20)
+    logger = TensorBoardLogger(tmp_path, name="lm")
+    trainer = quick_trainer(2, logger=logger, limit_val_batches=1, log_every_n_steps=1)
+    trainer.fit(stage, InMemoryTokens(semantic, acoustic, batch_size=1))
+    assert set(stage.state_dict()) == set(make_stage().state_dict())  # the codec stays out of the checkpoint
+    events = EventAccumulator(logger.log_dir, size_guidance={"audio": 0})
+    events.Reload()
+    (tag,) = events.Tags()["audio"]
+    clip = events.Audio(tag)[-1]
+    assert clip.sample_rate == codec.sample_rate and clip.length_frames == 10 * codec.hop_length
+
+
+def test_recipe_style_configs_validate_with_nested_sections():
+    from soundstage.config import build_config
+    from soundstage.errors import RecipeError
+    from soundstage.plugins.lm.stages import CoarseLMConfig
+
+    cfg = build_config(CoarseLMConfig, {"model": {"n_layer": 2}, "sampling": {"top_k": 50}, "num_coarse_quantizers": 3})
+    assert cfg.model.n_layer == 2 and cfg.model.block_size == 2304 and cfg.sampling.top_k == 50
+    with pytest.raises(RecipeError, match="model.n_layers"):
+        build_config(CoarseLMConfig, {"model": {"n_layers": 2}}, where="stages.coarse.config")

@@ -1,0 +1,72 @@
+"""The transformer core: causality, KV-cache equivalence, checkpointing, export round trip."""
+import pytest
+import torch
+
+from soundstage.plugins.lm.stages import CoarseLMStage
+from soundstage.plugins.lm.transformer import Transformer, TransformerConfig
+from soundstage.stage import Stage
+
+from lm_test_helpers import coarse_config
+
+POSITIONS = ["rope", "relative_bias"]
+
+
+def tiny(position: str, **kw) -> Transformer:
+    torch.manual_seed(0)
+    cfg = TransformerConfig(d_model=32, n_layer=2, n_head=4, block_size=48, position=position,
+                            rel_num_buckets=8, rel_max_distance=16, **kw)
+    return Transformer(cfg, vocab_size=20).eval()
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_future_tokens_never_change_past_logits(position):
+    model = tiny(position)
+    idx = torch.randint(0, 20, (2, 30))
+    changed = idx.clone()
+    changed[:, 17:] = (changed[:, 17:] + 1 + torch.randint(0, 18, (2, 13))) % 20  # every future token differs
+    with torch.no_grad():
+        a, b = model(idx), model(changed)
+    torch.testing.assert_close(a[:, :17], b[:, :17])
+    assert not torch.allclose(a[:, 17:], b[:, 17:])
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_kv_cache_decoding_equals_full_sequence(position):
+    model = tiny(position)
+    idx = torch.randint(0, 20, (3, 40))
+    with torch.no_grad():
+        full = model(idx)
+        cache = model.make_cache(3, 40)
+        steps = [model(idx[:, :9], cache=cache, pos=0)]  # prefill
+        steps.append(model(idx[:, 9:14], cache=cache, pos=9))  # a multi-token chunk after the prefill
+        steps += [model(idx[:, t : t + 1], cache=cache, pos=t) for t in range(14, 40)]  # one token at a time
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
+
+
+def test_cache_and_block_size_limits():
+    model = tiny("rope")
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 49, dtype=torch.long))
+    with pytest.raises(ValueError, match="block_size"):
+        model.make_cache(1, 100)
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    plain, ckpt = tiny("rope").train(), tiny("rope", activation_checkpointing=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    idx = torch.randint(0, 20, (2, 16))
+    for m in (plain, ckpt):
+        m(idx).logsumexp(-1).mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def test_weights_are_tied_and_the_export_round_trips(tmp_path):
+    stage = CoarseLMStage(coarse_config())
+    assert stage.model.head.weight is stage.model.embed.weight
+    path = stage.save_pretrained(tmp_path / "coarse.safetensors")
+    loaded = Stage.load_pretrained(path)
+    assert isinstance(loaded, CoarseLMStage) and loaded.model.head.weight is loaded.model.embed.weight
+    idx = torch.randint(0, stage.layout.vocab_size, (1, 20))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(idx), stage.eval()(idx))
