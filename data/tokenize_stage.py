@@ -140,6 +140,10 @@ class TokenizeStage(Stage):
         self.sample_rate = 0
 
     # --- the job -------------------------------------------------------------------------------
+    @classmethod
+    def token_spec(cls, config: TokenizeConfig) -> dict[str, float]:
+        return {} if config.num_quantizers is None else {"num_quantizers": config.num_quantizers}
+
     def run(self, ctx: StageContext) -> dict[str, Any]:
         for stream in STREAMS:
             if any(stream in rec.produces for rec in ctx.upstream.values()):

@@ -162,6 +162,7 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         )
         plans[name] = StagePlan(name, entry.plugin, stage_class, config, trainer, needs[name], entry.checkpoint, trainer_overrides)
     _check_streams(plans, source)
+    _check_sample_rates(plans, schema.data, source)
     return Recipe(schema.name, source, schema.description, schema.seed, schema.run_root, schema.data, schema.trainer,
                   plans, dict(schema.shared or {}))
 
@@ -182,6 +183,17 @@ def _check_streams(plans: dict[str, StagePlan], source: str) -> None:
         problems = plan.stage_class.check_upstream(plan.config, {d: (plans[d].stage_class, plans[d].config) for d in ancestors})
         for problem in problems:
             raise RecipeError(f"{source}: stages.{plan.name}: {problem}")
+
+
+def _check_sample_rates(plans: dict[str, StagePlan], data: DataConfig, source: str) -> None:
+    """A stage that reads the dataset's audio and has a ``sample_rate`` must match ``data.sample_rate``."""
+    for plan in plans.values():
+        rate = getattr(plan.config, "sample_rate", None)
+        if "audio" in plan.stage_class.consumes and rate is not None and int(rate) != int(data.sample_rate):
+            raise RecipeError(
+                f"{source}: key 'stages.{plan.name}.config.sample_rate': {rate} Hz but data.sample_rate is "
+                f"{data.sample_rate} Hz (interpolate it: ${{data.sample_rate}})"
+            )
 
 
 def _ancestors(plans: dict[str, StagePlan], name: str) -> list[str]:

@@ -156,6 +156,15 @@ class Stage(L.LightningModule):
         """The data this stage trains on (trainable stages)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build_datamodule()")
 
+    @classmethod
+    def token_spec(cls, config: StageConfig) -> dict[str, float]:
+        """Sizes and rates of the tokens this stage makes, from its config alone (for recipe validation).
+
+        Keys are those the tokenize step records: ``codebook_size``, ``num_quantizers``,
+        ``acoustic_rate``, ``semantic_vocab_size``, ``semantic_rate``.
+        """
+        return {}
+
     def prepare(self, ctx: StageContext) -> None:
         """Called before training (e.g. to read sizes from upstream models); default: nothing."""
 

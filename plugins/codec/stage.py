@@ -124,6 +124,12 @@ class SoundStreamStage(Stage):
     def hop_length(self) -> int:
         return self.codec.hop_length
 
+    @classmethod
+    def token_spec(cls, config: SoundStreamConfig) -> dict[str, float]:
+        hop = math.prod(config.strides)
+        return {"codebook_size": config.codebook_size, "num_quantizers": config.num_quantizers,
+                "acoustic_rate": config.sample_rate / hop}
+
     @property
     def frame_rate(self) -> float:
         """Code frames per second."""

@@ -74,9 +74,30 @@ class LMStage(Stage):
         """Length of the longest training sequence (one window)."""
         raise NotImplementedError
 
-    def upstream_expectations(self) -> dict[str, float]:
+    @staticmethod
+    def expected_tokens(config: Any) -> dict[str, float]:
         """Keys of the tokens stage's outputs that must equal this config's values."""
         raise NotImplementedError
+
+    def upstream_expectations(self) -> dict[str, float]:
+        return self.expected_tokens(self.config)
+
+    @classmethod
+    def check_upstream(cls, config: Any, upstream: dict[str, tuple[type[Stage], Any]]) -> list[str]:
+        """At `recipe validate` time: this config against the sizes the upstream tokenizers will produce."""
+        spec: dict[str, float] = {}
+        for stage_class, stage_config in upstream.values():  # execution order: tokenize overrides the codec
+            spec.update(stage_class.token_spec(stage_config))
+        problems = [
+            f"config {key}={expected} but the upstream stages produce {key}={spec[key]}"
+            for key, expected in cls.expected_tokens(config).items()
+            if key in spec and not math.isclose(float(spec[key]), float(expected))
+        ]
+        levels = getattr(config, "num_coarse_quantizers", None)
+        total = getattr(config, "num_quantizers", spec.get("num_quantizers"))
+        if levels is not None and total is not None and levels > total:
+            problems.append(f"num_coarse_quantizers={levels} exceeds the {total} RVQ levels available")
+        return problems
 
     # --- pipeline -----------------------------------------------------------------------------
     def prepare(self, ctx: StageContext) -> None:

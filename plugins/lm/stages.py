@@ -75,8 +75,9 @@ class SemanticLMStage(LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(round(self.config.window_seconds * self.config.semantic_rate))
 
-    def upstream_expectations(self) -> dict[str, float]:
-        return {"semantic_vocab_size": self.config.semantic_vocab_size, "semantic_rate": self.config.semantic_rate}
+    @staticmethod
+    def expected_tokens(config: SemanticLMConfig) -> dict[str, float]:
+        return {"semantic_vocab_size": config.semantic_vocab_size, "semantic_rate": config.semantic_rate}
 
     @torch.inference_mode()
     def generate(
@@ -133,8 +134,8 @@ class CoarseLMStage(LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(*self.window())
 
-    def upstream_expectations(self) -> dict[str, float]:
-        c = self.config
+    @staticmethod
+    def expected_tokens(c: CoarseLMConfig) -> dict[str, float]:
         return {
             "semantic_vocab_size": c.semantic_vocab_size,
             "codebook_size": c.codebook_size,
@@ -220,8 +221,8 @@ class FineLMStage(LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(self.chunk_frames())
 
-    def upstream_expectations(self) -> dict[str, float]:
-        c = self.config
+    @staticmethod
+    def expected_tokens(c: FineLMConfig) -> dict[str, float]:
         return {"codebook_size": c.codebook_size, "num_quantizers": c.num_quantizers, "acoustic_rate": c.acoustic_rate}
 
     def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:

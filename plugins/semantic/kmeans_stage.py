@@ -162,6 +162,10 @@ class KMeansTokenizerStage(Stage):
     def sample_rate(self) -> int:
         return self.config.sample_rate
 
+    @classmethod
+    def token_spec(cls, config: KMeansTokenizerConfig) -> dict[str, float]:
+        return {"semantic_vocab_size": config.vocab_size, "semantic_rate": config.frame_rate}
+
     @property
     def frame_rate(self) -> float:
         return self.config.frame_rate

@@ -1,0 +1,61 @@
+"""The shipped recipes: paper sizes, and the cross-stage contracts `recipe validate` enforces."""
+import math
+
+import pytest
+
+from soundstage.errors import RecipeError
+from soundstage.recipe import load_recipe
+
+
+def test_audiolm_paper_matches_the_paper():
+    recipe = load_recipe("audiolm_paper")
+    codec = recipe.stages["codec"].config
+    assert codec.sample_rate == 16000 and list(codec.strides) == [2, 4, 5, 8]
+    assert codec.sample_rate / math.prod(codec.strides) == 50.0
+    assert (codec.num_quantizers, codec.codebook_size) == (12, 1024)  # 12 x 10 bits x 50 Hz = 6 kbps
+    semantic = recipe.stages["semantic"].config
+    assert (semantic.vocab_size, semantic.frame_rate) == (1024, 25.0)
+    assert recipe.stages["coarse_lm"].config.num_coarse_quantizers == 4
+    for name, seconds in (("semantic_lm", 30.0), ("coarse_lm", 10.0), ("fine_lm", 3.0)):
+        cfg = recipe.stages[name].config
+        m = cfg.model
+        assert (m.n_layer, m.n_head, m.d_model, m.ff_mult * m.d_model, m.dropout) == (12, 16, 1024, 4096, 0.1)
+        assert m.position == "relative_bias" and cfg.window_seconds == seconds
+
+
+@pytest.mark.slow
+def test_audiolm_paper_builds_models_of_the_paper_size():
+    recipe = load_recipe("audiolm_paper")
+    per_layer = 12 * 1024**2  # attention 4 d^2 + MLP 8 d^2 (no biases)
+    for name in ("semantic_lm", "coarse_lm", "fine_lm"):
+        plan = recipe.stages[name]
+        n = sum(p.numel() for p in plan.stage_class(plan.config).parameters())
+        # 12 layers of 12 d^2 = 151M, plus token embeddings of a few thousand ids
+        assert 12 * per_layer < n < 12 * per_layer * 1.12, (name, n)
+    hubert = recipe.stages["hubert"]
+    n = sum(p.numel() for p in hubert.stage_class(hubert.config).parameters())
+    assert 90e6 < n < 100e6  # HuBERT Base: 95M
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stages.fine_lm.config.num_quantizers=8", "stages.fine_lm: config num_quantizers=8 but the upstream stages produce num_quantizers=4"),
+        ("stages.coarse_lm.config.semantic_vocab_size=50", "semantic_vocab_size=50 but the upstream stages produce semantic_vocab_size=64"),
+        ("stages.codec.config.strides=[4,4,5,8]", "acoustic_rate=50.0 but the upstream stages produce acoustic_rate=25.0"),
+        ("stages.semantic_lm.config.semantic_rate=50", "semantic_rate=50.0 but the upstream stages produce semantic_rate=25.0"),
+        ("stages.coarse_lm.config.num_coarse_quantizers=6", "num_coarse_quantizers=6 exceeds the 4 RVQ levels"),
+        ("data.sample_rate=8000", "stages.codec.config.sample_rate': 16000 Hz but data.sample_rate is 8000 Hz"),
+    ],
+)
+def test_cross_stage_contracts_are_checked_without_building_models(override, message):
+    with pytest.raises(RecipeError) as err:
+        load_recipe("speech_tiny", [override])
+    assert message in str(err.value)
+
+
+def test_shared_numbers_flow_by_interpolation():
+    recipe = load_recipe("speech_tiny", ["shared.codebook_size=128"])
+    assert recipe.stages["codec"].config.codebook_size == 128
+    assert recipe.stages["coarse_lm"].config.codebook_size == 128
+    assert recipe.stages["fine_lm"].config.codebook_size == 128
