@@ -132,10 +132,10 @@ class PipelineRunner:
             ctx = self._context(plan)
             stage = plan.stage_class(plan.config)
             if plan.stage_class.trainable:
-                status, outputs = self._fit(plan, stage, ctx)
+                status, outputs, state = self._fit(plan, stage, ctx)
                 checkpoint = stage_dir / MODEL_FILE
                 if is_global_zero():
-                    stage.save_pretrained(checkpoint)
+                    stage.save_pretrained(checkpoint, state_dict=state)
             else:
                 self.log(f"[{plan.name}] running {plan.plugin}")
                 status, outputs, checkpoint = "ran", stage.run(ctx) or {}, None
@@ -146,7 +146,7 @@ class PipelineRunner:
         self.log(f"[{plan.name}] {status} in {seconds:.1f}s -> {stage_dir}")
         return StageResult(plan.name, status, seconds)
 
-    def _fit(self, plan: StagePlan, stage: Stage, ctx: StageContext) -> tuple[str, dict[str, Any]]:
+    def _fit(self, plan: StagePlan, stage: Stage, ctx: StageContext) -> tuple[str, dict[str, Any], dict[str, Any]]:
         last = ctx.stage_dir / "checkpoints" / "last.ckpt"
         resume = last if last.is_file() else None
         self.log(f"[{plan.name}] {'resuming from ' + str(resume) if resume else 'training'} ({plan.plugin})")
@@ -163,9 +163,11 @@ class PipelineRunner:
         if trainer.interrupted:
             raise SoundstageError(f"stage {plan.name!r} was interrupted at step {trainer.global_step}; re-run to resume")
         outputs = stage.after_fit(ctx) or {}
-        if trainer.world_size > 1:
+        # Collective under FSDP (gathers the full weights); a plain state_dict otherwise.
+        state = trainer.strategy.lightning_module_state_dict()
+        if trainer.world_size > 1 and not _is_sharded(trainer):
             outputs["replica_checksums"] = _check_replicas_in_sync(stage, plan.name)
-        return ("resumed" if resume else "trained"), outputs
+        return ("resumed" if resume else "trained"), outputs, state
 
     def _context(self, plan: StagePlan) -> StageContext:
         needs_audio = "audio" in plan.stage_class.consumes
@@ -280,6 +282,12 @@ def _check_replicas_in_sync(stage: Stage, name: str) -> list[float]:
     if any(c != gathered[0] for c in gathered):
         raise SoundstageError(f"stage {name!r}: ranks ended with different weights (checksums {gathered})")
     return checksum
+
+
+def _is_sharded(trainer: L.Trainer) -> bool:
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    return isinstance(trainer.strategy, FSDPStrategy)
 
 
 def _barrier() -> None:

@@ -177,11 +177,17 @@ class Stage(L.LightningModule):
         raise NotImplementedError(f"{type(self).__name__} is not trainable and must implement run()")
 
     # --- portable checkpoint ------------------------------------------------------------------
-    def save_pretrained(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Write weights + resolved config to one safetensors file (atomically)."""
+    def save_pretrained(
+        self, path: str | Path, extra: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> Path:
+        """Write weights + resolved config to one safetensors file (atomically).
+
+        ``state_dict`` defaults to this module's; under FSDP pass the gathered full one.
+        """
         if not self.stage_name:
             raise SoundstageError(f"{type(self).__name__} is not registered with @register_stage")
-        return save_stage_file(path, self.stage_name, self.config, self.state_dict(), extra=extra)
+        state = self.state_dict() if state_dict is None else state_dict
+        return save_stage_file(path, self.stage_name, self.config, state, extra=extra)
 
     @classmethod
     def load_pretrained(cls, path: str | Path, map_location: str = "cpu") -> "Stage":
