@@ -17,26 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import torch
+from timing import best_time
 
 from soundstage.plugins.codec.metrics import bitrate
 from soundstage.plugins.codec.presets import preset_config
 from soundstage.plugins.codec.stage import SoundStreamStage
-
-
-def best_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def bench_preset(name: str, device: str, repeats: int, rtf_seconds: float, profile: bool, batch_size: int | None) -> dict:

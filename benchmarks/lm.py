@@ -16,24 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+from timing import best_time
 import torch.nn.functional as F
 
 from soundstage.plugins.lm.sampling import SamplingConfig, decode
 from soundstage.plugins.lm.transformer import Transformer, TransformerConfig
-
-
-def best_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def matmul_flops(n: int, repeats: int) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext

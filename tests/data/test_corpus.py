@@ -32,8 +32,8 @@ def test_espeak_reports_phonemes_with_times():
 
 def test_speech_corpus_is_deterministic_and_resampled(tmp_path):
     a = synthesize_speech(tmp_path / "a", hours=0.003, seed=3, sample_rate=16000, progress=False)
-    b = synthesize_speech(tmp_path / "b", hours=0.003, seed=3, sample_rate=16000, progress=False)
-    c = synthesize_speech(tmp_path / "c", hours=0.003, seed=4, sample_rate=16000, progress=False)
+    synthesize_speech(tmp_path / "b", hours=0.003, seed=3, sample_rate=16000, progress=False)
+    synthesize_speech(tmp_path / "c", hours=0.003, seed=4, sample_rate=16000, progress=False)
     for split in ("train", "val"):
         assert a[split]["num_samples"] >= 1
         tar_a = _members(tmp_path / "a" / split / "shard-000000.tar")
