@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
-RECIPE ?= toy
+RECIPE ?= speech_tiny
 
 .PHONY: setup demo test bench clean
 
