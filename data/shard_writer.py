@@ -148,7 +148,12 @@ class AudioShardWriter:
         self.write_encoded(key, encode_flac(wave, self.sample_rate), len(wave) / self.sample_rate, meta)
 
     def write_encoded(self, key: str, flac: bytes, seconds: float, meta: dict[str, Any]) -> None:
-        """Write already FLAC-encoded audio (at ``self.sample_rate``) lasting ``seconds``."""
+        """Write already FLAC-encoded audio (at ``self.sample_rate``) lasting ``seconds``.
+
+        ``key`` is passed through :func:`sanitize_key` (a no-op for keys it made), so no tar member
+        can name a path outside the folder the shard is extracted into.
+        """
+        key = sanitize_key(key)
         if self._writer is None:
             start = len([s for s in self.progress.shards if s["shard"]])
             pattern = str(self.out_dir / f"{self.prefix}-%06d.tar")

@@ -10,7 +10,8 @@
   the rank's workers together yield exactly ``batches_per_epoch``, the same on every rank, so
   DDP never waits on a rank that ran out of data;
 - validation: the sorted shard list is split by rank, then by worker, so each shard is read
-  exactly once per pass across ranks x workers, in a fixed order.
+  exactly once per pass across ranks x workers, in a fixed order; with fewer shards than ranks
+  every rank reads them all and keeps every world-th sample (each sample still used once).
 
 A sample that fails to read or decode is skipped, logged and counted in a counter shared with
 the DataLoader workers, never fatal.
@@ -27,7 +28,13 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from soundstage.errors import SoundstageError
+
 log = logging.getLogger("soundstage.data")
+
+
+class ShardReadError(SoundstageError, RuntimeError):
+    """Training shards that yield no sample at all (missing URLs, empty or unreadable tars)."""
 
 
 class SkipCounter:
@@ -128,7 +135,14 @@ class ShardStream(IterableDataset):
             yield {"url": rng.choice(urls)}
 
     def val_shards(self, rank: int, world_size: int, worker: int, num_workers: int) -> list[str]:
-        """The validation shards read by ``worker`` of ``rank`` (disjoint, together all shards)."""
+        """The validation shards read by ``worker`` of ``rank`` (disjoint, together all shards).
+
+        With fewer shards than ranks every rank reads all of them and keeps every ``world_size``-th
+        sample (``_val_batches``), so no rank is left without data: a rank that validates on nothing
+        never joins the metric all-gather at the end of validation and DDP hangs.
+        """
+        if len(self.urls) < world_size:
+            return self.urls[worker::num_workers]
         return self.urls[rank::world_size][worker::num_workers]
 
     # --- iteration ----------------------------------------------------------------------------
@@ -139,8 +153,10 @@ class ShardStream(IterableDataset):
         else:
             yield from self._val_batches(worker, num_workers)
 
-    def _items(self, url_dicts, rng: random.Random | None) -> Iterator[Any]:
-        for sample in wds.tarfile_samples(url_dicts, handler=self.skipped):
+    def _items(self, url_dicts, rng: random.Random | None, stride: int = 1, offset: int = 0) -> Iterator[Any]:
+        for i, sample in enumerate(wds.tarfile_samples(url_dicts, handler=self.skipped)):
+            if i % stride != offset:  # another rank's sample (ranks sharing validation shards)
+                continue
             try:
                 item = self.decode(sample, rng)
             except Exception as exc:  # a corrupt member: skip and count, never fatal
@@ -155,6 +171,9 @@ class ShardStream(IterableDataset):
         if n == 0:
             return
         rng = random.Random(f"{self.seed}-{self.epoch}-{self.start_step}-{self.rank}-{worker}")  # str seeds are stable
+        if self.epoch <= 1:  # once per stream: which shards this rank draws from (checks the split on a cluster)
+            log.info("rank %d/%d worker %d/%d draws training samples from %s", self.rank, self.world_size, worker,
+                     num_workers, " ".join(self.train_shards()))
         state = {"items": 0}
         items = self._items(self._guarded(self._resampled_urls(rng), state), rng)
         buffer: list[Any] = []
@@ -177,13 +196,17 @@ class ShardStream(IterableDataset):
         """Stop a training stream that cannot produce anything instead of spinning forever."""
         for i, url in enumerate(url_dicts):
             if i >= 4 * len(self.urls) + 8 and state["items"] == 0:
-                raise RuntimeError(f"no readable samples in {len(self.urls)} training shards (e.g. {self.urls[0]})")
+                raise ShardReadError(
+                    f"no readable samples in {len(self.urls)} training shards (e.g. {self.urls[0]}); "
+                    f"{self.skipped.count} read errors so far, the first ones are logged above"
+                )
             yield url
 
     def _val_batches(self, worker: int, num_workers: int) -> Iterator[dict[str, Any]]:
         urls = self.val_shards(self.rank, self.world_size, worker, num_workers)
+        stride = self.world_size if len(self.urls) < self.world_size else 1  # ranks share the shards: split samples
         batch: list[Any] = []
-        for item in self._items(({"url": u} for u in urls), None):
+        for item in self._items(({"url": u} for u in urls), None, stride, self.rank % stride):
             batch.append(item)
             if len(batch) == self.batch_size:
                 yield self.collate(batch)

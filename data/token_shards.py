@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
+from .shard_writer import sanitize_key
+
 STREAM_EXT = {"semantic": "semantic.npy", "acoustic": "acoustic.npy"}
 
 
@@ -73,7 +75,12 @@ class TokenShardWriter:
         semantic: np.ndarray | None = None,
         acoustic: np.ndarray | None = None,
     ) -> None:
-        """Write one sample: ``semantic`` [Ts], ``acoustic`` [Q, Ta] integer arrays + metadata."""
+        """Write one sample: ``semantic`` [Ts], ``acoustic`` [Q, Ta] integer arrays + metadata.
+
+        ``key`` comes from the audio shards read; it is sanitised so a hostile ``../`` or absolute
+        key never names a tar member outside the folder the shard is extracted into.
+        """
+        key = sanitize_key(key)
         sample: dict[str, Any] = {"__key__": key, "json": json.dumps({"key": key, **meta}).encode()}
         if semantic is not None:
             sample[STREAM_EXT["semantic"]] = _npy_bytes(np.asarray(semantic).astype(_token_dtype(meta.get("semantic_vocab_size"))))

@@ -60,7 +60,7 @@ def _collate_utterances(items: list[tuple[str, np.ndarray, dict]]) -> dict[str, 
 
 
 class UtteranceDataModule(L.LightningDataModule):
-    """Whole utterances of one split, each shard read by exactly one rank x worker (predict only)."""
+    """Whole utterances of one split, each encoded by exactly one rank x worker (predict only)."""
 
     def __init__(self, shards: str, sample_rate: int, batch_size: int, max_samples: int, num_workers: int) -> None:
         super().__init__()

@@ -152,7 +152,7 @@ class PipelineRunner:
         self.log(f"[{plan.name}] {'resuming from ' + str(resume) if resume else 'training'} ({plan.plugin})")
         stage.prepare(ctx)
         datamodule = stage.build_datamodule(ctx)
-        trainer = ctx.make_trainer(monitor=plan.stage_class.monitor)
+        trainer = ctx.make_trainer(monitor=plan.stage_class.monitor, module=stage)
         try:
             trainer.fit(stage, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
         except SIGTERMException as exc:
@@ -193,6 +193,7 @@ class PipelineRunner:
         if self._shards is None:
             data = self.recipe.data
             if data.train_shards:
+                _check_shards_exist(data.train_shards, data.val_shards)
                 self._shards = (data.train_shards, data.val_shards)
             else:
                 from soundstage.data.corpus import prepare_corpus
@@ -207,6 +208,18 @@ class PipelineRunner:
         if meta["plugin"] != plan.plugin:
             raise CheckpointError(
                 f"stages.{plan.name}.checkpoint: {path} is a {meta['plugin']!r} checkpoint, not {plan.plugin!r}"
+            )
+        # The stages that use this one were validated against the recipe's config: the tokens the
+        # checkpoint makes (sizes, rates) must be those.
+        from .config import build_config
+
+        theirs = plan.stage_class.token_spec(build_config(plan.stage_class.config_class, meta["config"], source=str(path)))
+        ours = plan.stage_class.token_spec(plan.config)
+        differ = [k for k in sorted(set(theirs) & set(ours)) if float(theirs[k]) != float(ours[k])]
+        if differ:
+            raise CheckpointError(
+                f"stages.{plan.name}.checkpoint: {path} makes " + ", ".join(f"{k}={theirs[k]}" for k in differ)
+                + f" but stages.{plan.name}.config says " + ", ".join(f"{k}={ours[k]}" for k in differ)
             )
         self.log(f"[{plan.name}] using existing model {path}")
         return path
@@ -246,6 +259,18 @@ class PipelineRunner:
         if stage_dir.exists():
             self.log(f"[{name}] --restart: removing {stage_dir}")
             shutil.rmtree(stage_dir)
+
+
+def _check_shards_exist(train: str, val: str | None) -> None:
+    """Fail before training, in one line, when a local shard of the recipe's data does not exist."""
+    from soundstage.data.shards import expand_shards
+
+    for key, spec in (("data.train_shards", train), ("data.val_shards", val)):
+        if spec:
+            try:
+                expand_shards(spec)
+            except FileNotFoundError as exc:
+                raise SoundstageError(f"{key}: {exc}") from exc
 
 
 def _relative(path: Path, base: Path) -> str:

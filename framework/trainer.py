@@ -30,18 +30,23 @@ class TrainerConfig:
     benchmark: bool = False
 
 
-def build_trainer(config: TrainerConfig, stage_dir: str | Path, monitor: str | None = None, **overrides: Any):
+def build_trainer(
+    config: TrainerConfig, stage_dir: str | Path, monitor: str | None = None, module: Any = None, **overrides: Any
+):
     """A Lightning Trainer writing TensorBoard logs to ``stage_dir/tb`` and checkpoints to ``stage_dir/checkpoints``.
 
     Callbacks: ModelCheckpoint (``last.ckpt`` every ``checkpoint_every_n_steps`` and at the end,
     plus the best by ``monitor`` when the stage names one), LearningRateMonitor, a TQDM progress
-    bar and the resume checkpoint (``last.ckpt`` on SIGTERM and at the end).
+    bar and the resume checkpoint (``last.ckpt`` on SIGTERM and at the end). Give the ``module`` to
+    train so a stage without trainable parameters (k-means) runs under DDP unwrapped.
     """
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.strategies import DDPStrategy
 
     from .callbacks import ResumeCheckpoint
+    from .strategies import ParameterFreeDDPStrategy, has_trainable_parameters
 
     stage_dir = Path(stage_dir)
     ckpt_dir = stage_dir / "checkpoints"
@@ -82,7 +87,11 @@ def build_trainer(config: TrainerConfig, stage_dir: str | Path, monitor: str | N
         enable_model_summary=False,
     )
     kwargs.update(overrides)
-    return L.Trainer(**kwargs)
+    trainer = L.Trainer(**kwargs)
+    if module is not None and type(trainer.strategy) is DDPStrategy and not has_trainable_parameters(module):
+        kwargs["strategy"] = ParameterFreeDDPStrategy()  # torch's DDP wrapper refuses such a module
+        trainer = L.Trainer(**kwargs)
+    return trainer
 
 
 def _interval(value: float | None) -> int | float | None:
