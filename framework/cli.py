@@ -146,6 +146,14 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(message: str) -> str:
+    """Errors re-raised from DataLoader workers carry the worker's traceback; keep the original line."""
+    if "Original Traceback" in message:
+        last = message.strip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``soundstage`` console script."""
     parser = build_parser()
@@ -161,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SoundstageError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
