@@ -65,6 +65,11 @@ class PipelineRunner:
             if name not in plans:
                 raise SoundstageError(f"unknown stage {name!r} in this recipe (stages: {', '.join(plans)})")
         selected = list(plans) if not stages else [n for n in plans if n in set(stages)]
+        if restart and _launched_with_several_processes():
+            raise SoundstageError(
+                "--restart cannot be used in a multi-process launch (other ranks could read the stage before it is "
+                f"removed); delete {self.run_dir}/<stage> first, or use --restart in a single-process command"
+            )
         if is_global_zero():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.run_dir / "recipe.yaml") as tmp:
@@ -271,6 +276,13 @@ def _check_shards_exist(train: str, val: str | None) -> None:
                 expand_shards(spec)
             except FileNotFoundError as exc:
                 raise SoundstageError(f"{key}: {exc}") from exc
+
+
+def _launched_with_several_processes() -> bool:
+    """torchrun / SLURM start every rank at once (Lightning's own launcher starts the others later)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1
 
 
 def _relative(path: Path, base: Path) -> str:
