@@ -6,17 +6,15 @@ import logging
 import random
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 
 from .audio_io import decode_audio_bytes, resample
-from .shards import count_samples, expand_shards
-from .stream import ShardStream, SkipCounter, make_loader, rank_and_world, start_step
+from .shards import expand_shards
+from .stream import ShardDataModule, ShardStream, rank_and_world, start_step
 
 log = logging.getLogger("soundstage.data")
 AUDIO_EXTENSIONS = ("flac", "wav", "ogg", "opus", "mp3")
-DEFAULT_BATCHES_PER_EPOCH = 1000
 
 
 def decode_audio_sample(sample: dict[str, Any], sample_rate: int) -> tuple[str, np.ndarray, dict[str, Any]]:
@@ -71,7 +69,7 @@ class _AudioCollate:
         return collate_audio(items, self.pad_to)
 
 
-class AudioDataModule(L.LightningDataModule):
+class AudioDataModule(ShardDataModule):
     """Batches ``{"audio": float32 [B, T], "lengths": int64 [B], "key": list[str]}`` from audio shards.
 
     Training yields ``batches_per_epoch`` batches per rank (default: samples / (batch x world)) of
@@ -96,31 +94,12 @@ class AudioDataModule(L.LightningDataModule):
         prefetch_factor: int = 2,
         hop_length: int = 1,
     ) -> None:
-        super().__init__()
-        self.train_shards, self.val_shards = train_shards, val_shards
-        self.sample_rate, self.batch_size = sample_rate, batch_size
+        super().__init__(train_shards, val_shards, batch_size, num_workers, batches_per_epoch, shuffle_buffer, seed,
+                         pin_memory, prefetch_factor)
+        self.sample_rate = sample_rate
         self.segment_samples = segment_samples
         self.val_segment_samples = segment_samples if val_segment_samples is None else val_segment_samples
-        self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor
-        self.batches_per_epoch = batches_per_epoch
-        self.shuffle_buffer, self.seed, self.hop_length = shuffle_buffer, seed, max(hop_length, 1)
-        self.rank: int | None = None  # set both to simulate a rank without a Trainer
-        self.world_size: int | None = None
-        self.skipped = SkipCounter()
-
-    @property
-    def num_skipped(self) -> int:
-        """Corrupt samples skipped so far (all workers, this process)."""
-        return self.skipped.count
-
-    def _batches_per_epoch(self, urls: list[str], world_size: int) -> int:
-        if self.batches_per_epoch is not None:
-            return int(self.batches_per_epoch)
-        total = count_samples(urls)
-        if total is None:
-            log.warning("remote training shards and no batches_per_epoch given; using %d", DEFAULT_BATCHES_PER_EPOCH)
-            return DEFAULT_BATCHES_PER_EPOCH
-        return max(1, total // (self.batch_size * world_size))
+        self.hop_length = max(hop_length, 1)
 
     def train_dataloader(self):
         rank, world = rank_and_world(self)
@@ -128,10 +107,10 @@ class AudioDataModule(L.LightningDataModule):
         stream = ShardStream(
             urls, _AudioDecode(self.sample_rate, self.segment_samples, self.hop_length),
             _AudioCollate(self.segment_samples), self.batch_size, self.skipped, train=True,
-            batches_per_epoch=self._batches_per_epoch(urls, world), shuffle_buffer=self.shuffle_buffer,
+            batches_per_epoch=self.train_batches_per_epoch(urls, world), shuffle_buffer=self.shuffle_buffer,
             seed=self.seed, rank=rank, world_size=world, start_step=start_step(self),
         )
-        return make_loader(stream, self.num_workers, self.pin_memory, self.prefetch_factor)
+        return self.loader(stream)
 
     def val_dataloader(self):
         if not self.val_shards:
@@ -141,4 +120,4 @@ class AudioDataModule(L.LightningDataModule):
             expand_shards(self.val_shards), _AudioDecode(self.sample_rate, self.val_segment_samples, 1),
             _AudioCollate(0), self.batch_size, self.skipped, train=False, seed=self.seed, rank=rank, world_size=world,
         )
-        return make_loader(stream, self.num_workers, self.pin_memory, self.prefetch_factor)
+        return self.loader(stream)

@@ -24,6 +24,7 @@ import random
 from multiprocessing.context import get_spawning_popen
 from typing import Any, Callable, Iterator
 
+import lightning as L
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -31,6 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from soundstage.errors import SoundstageError
 
 log = logging.getLogger("soundstage.data")
+DEFAULT_BATCHES_PER_EPOCH = 1000  # remote shards with no index and no batches_per_epoch
 
 
 class ShardReadError(SoundstageError, RuntimeError):
@@ -232,6 +234,52 @@ def make_loader(stream: ShardStream, num_workers: int, pin_memory: bool, prefetc
         stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory and torch.cuda.is_available(),
         **kwargs,
     )
+
+
+class ShardDataModule(L.LightningDataModule):
+    """What the audio and token datamodules share: shard specs, loader settings, rank, skip counter."""
+
+    def __init__(
+        self,
+        train_shards: str,
+        val_shards: str | None,
+        batch_size: int,
+        num_workers: int = 0,
+        batches_per_epoch: int | None = None,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        pin_memory: bool = False,
+        prefetch_factor: int = 2,
+    ) -> None:
+        super().__init__()
+        self.train_shards, self.val_shards = train_shards, val_shards
+        self.batch_size = batch_size
+        self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor
+        self.batches_per_epoch, self.shuffle_buffer, self.seed = batches_per_epoch, shuffle_buffer, seed
+        self.rank: int | None = None  # set both to simulate a rank without a Trainer
+        self.world_size: int | None = None
+        self.skipped = SkipCounter()
+
+    @property
+    def num_skipped(self) -> int:
+        """Corrupt samples skipped so far (all workers, this process)."""
+        return self.skipped.count
+
+    def train_batches_per_epoch(self, urls: list[str], world_size: int) -> int:
+        """``batches_per_epoch`` if set, else one pass over the samples the shard index counts."""
+        if self.batches_per_epoch is not None:
+            return int(self.batches_per_epoch)
+        from .shards import count_samples
+
+        total = count_samples(urls)
+        if total is None:
+            log.warning("remote training shards and no batches_per_epoch given; using %d", DEFAULT_BATCHES_PER_EPOCH)
+            return DEFAULT_BATCHES_PER_EPOCH
+        return max(1, total // (self.batch_size * world_size))
+
+    def loader(self, stream: ShardStream) -> DataLoader:
+        """The DataLoader for one of this datamodule's streams."""
+        return make_loader(stream, self.num_workers, self.pin_memory, self.prefetch_factor)
 
 
 def start_step(datamodule: Any) -> int:

@@ -4,14 +4,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import lightning as L
 import torch
 
-from .shards import count_samples, expand_shards
-from .stream import ShardStream, SkipCounter, make_loader, rank_and_world, start_step
+from .shards import expand_shards
+from .stream import ShardDataModule, ShardStream, rank_and_world, start_step
 from .token_shards import crop_aligned, decode_token_sample
 
-DEFAULT_BATCHES_PER_EPOCH = 1000
 
 
 def collate_tokens(items: list[dict[str, Any]], streams: tuple[str, ...]) -> dict[str, Any]:
@@ -47,7 +45,7 @@ class _TokenCollate:
         return collate_tokens(items, self.streams)
 
 
-class TokenDataModule(L.LightningDataModule):
+class TokenDataModule(ShardDataModule):
     """Batches of token windows: ``batch[s]`` and ``batch[f"{s}_lengths"]`` per stream, plus ``"key"``.
 
     Training takes a random ``window_seconds`` window (the same span of time in every stream, on
@@ -69,38 +67,25 @@ class TokenDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         prefetch_factor: int = 2,
     ) -> None:
-        super().__init__()
-        self.train_shards, self.val_shards = train_shards, val_shards
-        self.batch_size, self.streams = batch_size, tuple(streams)
+        super().__init__(train_shards, val_shards, batch_size, num_workers, batches_per_epoch, shuffle_buffer, seed,
+                         pin_memory, prefetch_factor)
+        self.streams = tuple(streams)
         self.window_seconds = window_seconds
-        self.num_workers, self.pin_memory, self.prefetch_factor = num_workers, pin_memory, prefetch_factor
-        self.batches_per_epoch, self.shuffle_buffer, self.seed = batches_per_epoch, shuffle_buffer, seed
-        self.rank: int | None = None  # set both to simulate a rank without a Trainer
-        self.world_size: int | None = None
-        self.skipped = SkipCounter()
-
-    @property
-    def num_skipped(self) -> int:
-        """Corrupt samples skipped so far (all workers, this process)."""
-        return self.skipped.count
 
     def _stream(self, spec: str, train: bool) -> ShardStream:
         rank, world = rank_and_world(self)
         urls = expand_shards(spec)
-        n = self.batches_per_epoch
-        if train and n is None:
-            total = count_samples(urls)
-            n = DEFAULT_BATCHES_PER_EPOCH if total is None else max(1, total // (self.batch_size * world))
+        n = self.train_batches_per_epoch(urls, world) if train else 1
         return ShardStream(
             urls, _TokenDecode(self.streams, self.window_seconds), _TokenCollate(self.streams), self.batch_size,
-            self.skipped, train=train, batches_per_epoch=n or 1, shuffle_buffer=self.shuffle_buffer, seed=self.seed,
+            self.skipped, train=train, batches_per_epoch=n, shuffle_buffer=self.shuffle_buffer, seed=self.seed,
             rank=rank, world_size=world, start_step=start_step(self) if train else 0,
         )
 
     def train_dataloader(self):
-        return make_loader(self._stream(self.train_shards, True), self.num_workers, self.pin_memory, self.prefetch_factor)
+        return self.loader(self._stream(self.train_shards, True))
 
     def val_dataloader(self):
         if not self.val_shards:
             return []
-        return make_loader(self._stream(self.val_shards, False), self.num_workers, self.pin_memory, self.prefetch_factor)
+        return self.loader(self._stream(self.val_shards, False))
