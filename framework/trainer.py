@@ -25,6 +25,8 @@ class TrainerConfig:
     num_sanity_val_steps: int = 0
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 100
+    ema_decay: Optional[float] = None  # keep an EMA of the weights (exported and used for validation)
+    ema_start_step: int = 0
     enable_progress_bar: bool = True
     deterministic: bool = False
     benchmark: bool = False
@@ -61,6 +63,12 @@ def build_trainer(
     if monitor:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best-step{step:07d}", auto_insert_metric_name=False,
                                          monitor=monitor, mode="min", save_top_k=1))
+    if config.ema_decay is not None:
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        # Lightning swaps the averaged weights in for validation and at the end of training,
+        # so the exported model is the EMA one; the average is part of last.ckpt for resuming.
+        callbacks.append(EMAWeightAveraging(decay=config.ema_decay, update_starting_at_step=config.ema_start_step))
     if config.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     kwargs: dict[str, Any] = dict(
