@@ -160,6 +160,11 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         trainer = build_config(
             TrainerConfig, {**config_to_dict(schema.trainer), **trainer_overrides}, where=f"{where}.trainer", source=source
         )
+        if trainer.strategy.startswith("fsdp") and trainer.accelerator == "cpu":
+            raise RecipeError(
+                f"{source}: key '{where}.trainer.strategy': fsdp needs accelerator gpu (Lightning's FSDP runs on "
+                f"CUDA only); use strategy=ddp on CPU"
+            )
         plans[name] = StagePlan(name, entry.plugin, stage_class, config, trainer, needs[name], entry.checkpoint, trainer_overrides)
     _check_streams(plans, source)
     _check_sample_rates(plans, schema.data, source)

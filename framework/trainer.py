@@ -47,7 +47,10 @@ def build_trainer(
     from lightning.pytorch.loggers import TensorBoardLogger
     from lightning.pytorch.strategies import DDPStrategy
 
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from .callbacks import ResumeCheckpoint
+    from .errors import SoundstageError
     from .strategies import ParameterFreeDDPStrategy, has_trainable_parameters
 
     stage_dir = Path(stage_dir)
@@ -95,10 +98,13 @@ def build_trainer(
         enable_model_summary=False,
     )
     kwargs.update(overrides)
-    trainer = L.Trainer(**kwargs)
-    if module is not None and type(trainer.strategy) is DDPStrategy and not has_trainable_parameters(module):
-        kwargs["strategy"] = ParameterFreeDDPStrategy()  # torch's DDP wrapper refuses such a module
+    try:
         trainer = L.Trainer(**kwargs)
+        if module is not None and type(trainer.strategy) is DDPStrategy and not has_trainable_parameters(module):
+            kwargs["strategy"] = ParameterFreeDDPStrategy()  # torch's DDP wrapper refuses such a module
+            trainer = L.Trainer(**kwargs)
+    except (ValueError, TypeError, MisconfigurationException) as exc:  # bad accelerator/strategy/precision combos
+        raise SoundstageError(f"stage {stage_dir.name!r}: cannot build the Trainer from the trainer keys: {exc}") from exc
     return trainer
 
 

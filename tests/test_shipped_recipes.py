@@ -46,6 +46,7 @@ def test_audiolm_paper_builds_models_of_the_paper_size():
         ("stages.semantic_lm.config.semantic_rate=50", "semantic_rate=50.0 but the upstream stages produce semantic_rate=25.0"),
         ("stages.coarse_lm.config.num_coarse_quantizers=6", "num_coarse_quantizers=6 exceeds the 4 RVQ levels"),
         ("data.sample_rate=8000", "stages.codec.config.sample_rate': 16000 Hz but data.sample_rate is 8000 Hz"),
+        ("stages.semantic_lm.trainer.strategy=fsdp", "stages.semantic_lm.trainer.strategy': fsdp needs accelerator gpu"),
     ],
 )
 def test_cross_stage_contracts_are_checked_without_building_models(override, message):

@@ -118,3 +118,4 @@ def test_two_nodes_train_in_sync_on_disjoint_uneven_shards(tmp_path):
     assert val_index["num_samples"] == 4 and val_index["num_shards"] == 2
     train_index = json.loads((run / "tokens" / "tokens" / "train" / "index.json").read_text())
     assert train_index["num_samples"] == 6 + 3 + 9
+

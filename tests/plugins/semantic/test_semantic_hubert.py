@@ -35,8 +35,9 @@ def ctx_with(tmp_path, upstream):
                         upstream=upstream)
 
 
-def test_frames_follow_the_floor_contract():
-    model = Hubert(HubertConfig(**TINY))
+@pytest.mark.parametrize("frontend", ["conv", "mel"])
+def test_frames_follow_the_floor_contract(frontend):
+    model = Hubert(HubertConfig(frontend=frontend, **TINY))
     assert model.hop_length == 320 and model.frame_rate == 50.0
     for n in (319, 320, 1000, 4800, 16001):
         assert model.features(torch.randn(2, n), layer=1).shape == (2, n // 320, 48)
@@ -44,11 +45,12 @@ def test_frames_follow_the_floor_contract():
     assert mask.shape == (2, 50) and mask.any(1).all() and not mask[1, 20:].any()
 
 
-def test_masked_prediction_loss_falls_and_next_iteration_round_trips(corpus, teacher, tmp_path):
+@pytest.mark.parametrize("frontend", ["conv", "mel"])
+def test_masked_prediction_loss_falls_and_next_iteration_round_trips(corpus, teacher, tmp_path, frontend):
     torch.manual_seed(0)
     teacher_path = teacher.save_pretrained(tmp_path / "km0.safetensors")
     up = {"km0": StageRecord("km0", "kmeans_tokenizer", tmp_path, ("semantic",), teacher_path)}
-    stage = HubertStage(HubertStageConfig(model=HubertConfig(**TINY), lr=3e-3, warmup_steps=10, mask_start_prob=0.1, mask_span=4))
+    stage = HubertStage(HubertStageConfig(model=HubertConfig(frontend=frontend, **TINY), lr=3e-3, warmup_steps=10, mask_start_prob=0.1, mask_span=4))
     stage.prepare(ctx_with(tmp_path, up))
     assert stage.model.cfg.num_targets == 8
 
@@ -81,6 +83,7 @@ def test_masked_prediction_loss_falls_and_next_iteration_round_trips(corpus, tea
     km1.feat_std.copy_(x.std(0))
     km1.kmeans.fit(km1.features(waves).flatten(0, 1), num_iters=5, generator=torch.Generator().manual_seed(0))
     assert len(km1.feature_model.blocks) == 1 and km1.feature_model.head is None  # truncated copy
+    assert km1.feature_model.cfg.frontend == frontend
     path = km1.save_pretrained(tmp_path / "km1.safetensors")
     hubert_path.unlink()  # the export must not need the upstream stage any more
     loaded = Stage.load_pretrained(path)
