@@ -1,11 +1,15 @@
 """Semantic token quality on held-out voices: MFCC k-means (iteration 0) vs k-means on a HuBERT layer (iteration 1).
 
-Trains the three stages briefly on the embedded speech corpus (``prepare_corpus``; espeak-ng voices,
+Trains the stages briefly on the embedded speech corpus (``prepare_corpus``; espeak-ng voices,
 validation = held-out voices) or on the tiny formant-synthesis corpus (``--corpus synthetic``), then
-prints phone purity, cluster purity and PNMI of both tokenizers as JSON.
+prints phone purity, cluster purity and PNMI as JSON. Iteration 0 is MFCC k-means at the target
+rate / vocabulary (HuBERT paper: 50 Hz, K=100); HuBERT learns to predict it; iteration 1 clusters
+HuBERT layers at ``--frame-rate`` / ``--vocab-size``. The baseline is MFCC k-means at that same rate
+and K, so both tokenizers are scored on equal terms (PNMI grows with K and falls with the rate).
 
     python benchmarks/semantic_tokens.py --hours 0.05 --kmeans-steps 50 --hubert-steps 200   # smoke size
-    python benchmarks/semantic_tokens.py --hours 2 --vocab-size 100 --hubert-steps 20000 --hubert-size base --accelerator gpu
+    python benchmarks/semantic_tokens.py --hours 1 --hubert-steps 2000 --threads 1           # CPU, ~15 min
+    python benchmarks/semantic_tokens.py --hours 2 --vocab-size 100 --hubert-steps 20000 --hubert-size base --frontend conv --accelerator gpu
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from soundstage.stage import StageContext, StageRecord
 from soundstage.trainer import TrainerConfig
 
 HUBERT_SIZES = {
-    "tiny": dict(conv_dim=64, conv_kernels=[10, 4, 4, 4], conv_strides=[5, 4, 4, 4], dim=128, depth=4, heads=4,
+    "tiny": dict(conv_dim=128, conv_kernels=[10, 4, 4, 4], conv_strides=[5, 4, 4, 4], dim=128, depth=4, heads=4,
                  mlp_ratio=4.0, dropout=0.0, pos_conv_kernel=16, pos_conv_groups=8),
     "small": dict(conv_dim=256, conv_kernels=[10, 3, 3, 3, 3, 2, 2], conv_strides=[5, 2, 2, 2, 2, 2, 2], dim=384,
                   depth=6, heads=6, mlp_ratio=4.0, dropout=0.05, pos_conv_kernel=64, pos_conv_groups=16),
@@ -81,12 +85,17 @@ def main() -> None:
     p.add_argument("--corpus", choices=["speech", "synthetic"], default="speech")
     p.add_argument("--hours", type=float, default=0.05, help="embedded corpus size (held-out voices are ~10%%)")
     p.add_argument("--cache-dir", default="~/.cache/soundstage/corpora")
-    p.add_argument("--vocab-size", type=int, default=100, help="k-means clusters of both iterations (HuBERT: 100, then 500)")
-    p.add_argument("--frame-rate", type=float, default=50.0, help="token rate in Hz of both tokenizers")
+    p.add_argument("--vocab-size", type=int, default=256, help="k-means clusters of the scored tokenizers (MFCC baseline, iteration 1)")
+    p.add_argument("--frame-rate", type=float, default=25.0, help="token rate in Hz of the scored tokenizers")
+    p.add_argument("--target-vocab-size", type=int, default=100, help="clusters of the iteration-0 targets (paper: 100)")
+    p.add_argument("--target-frame-rate", type=float, default=50.0, help="rate of the iteration-0 targets (paper: 50 Hz)")
     p.add_argument("--kmeans-steps", type=int, default=100, help="mini-batch k-means updates per tokenizer")
     p.add_argument("--hubert-steps", type=int, default=300)
     p.add_argument("--hubert-size", choices=sorted(HUBERT_SIZES), default="tiny")
-    p.add_argument("--layer", type=int, default=0, help="HuBERT layer clustered for iteration 1 (default: depth // 2 + 1)")
+    p.add_argument("--frontend", choices=["mel", "conv"], default="mel", help="HuBERT input: log-mel frames or raw-wave convs")
+    p.add_argument("--layers", default="", help="comma-separated HuBERT layers clustered for iteration 1 (default: depth // 2)")
+    p.add_argument("--warmup-steps", type=int, default=0, help="HuBERT LR warmup (default: hubert_steps // 10)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-seconds", type=float, default=4.0)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -97,6 +106,8 @@ def main() -> None:
     p.add_argument("--workdir", default=None, help="keep stage exports here (default: a temp dir)")
     args = p.parse_args()
     torch.manual_seed(args.seed)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="semantic-bench-"))
     t0 = time.time()
@@ -115,33 +126,49 @@ def main() -> None:
         path = stage.save_pretrained(c.stage_dir / "model.safetensors")
         return StageRecord(name, stage.stage_name, c.stage_dir, stage.produces, path), time.time() - start
 
-    common = dict(vocab_size=args.vocab_size, frame_rate=args.frame_rate, batch_size=args.batch_size,
-                  segment_seconds=args.segment_seconds, batches_per_epoch=None,
-                  init_batches=max(1, -(-2 * args.vocab_size // int(args.batch_size * args.segment_seconds * args.frame_rate))))
-    km0 = KMeansTokenizerStage(KMeansTokenizerConfig(features="mfcc", **common))
-    rec0, t_km0 = fit(km0, "km0", {}, args.kmeans_steps)
-    mfcc = evaluate(km0, val, args)
+    def km_config(features: str, vocab: int, rate: float, **kw) -> KMeansTokenizerConfig:
+        frames_per_batch = int(args.batch_size * args.segment_seconds * rate)
+        return KMeansTokenizerConfig(features=features, vocab_size=vocab, frame_rate=rate, batch_size=args.batch_size,
+                                     segment_seconds=args.segment_seconds, batches_per_epoch=None,
+                                     init_batches=max(1, -(-2 * vocab // frames_per_batch)), **kw)
 
-    hcfg = HubertConfig(**HUBERT_SIZES[args.hubert_size])
-    hub = HubertStage(HubertStageConfig(model=hcfg, lr=args.lr, warmup_steps=max(1, args.hubert_steps // 10),
+    seconds = {"data": round(t_data, 1)}
+    km0 = KMeansTokenizerStage(km_config("mfcc", args.target_vocab_size, args.target_frame_rate))
+    rec0, seconds["mfcc_targets"] = fit(km0, "km0", {}, args.kmeans_steps)
+    targets = evaluate(km0, val, args)
+    if (args.target_vocab_size, args.target_frame_rate) == (args.vocab_size, args.frame_rate):
+        mfcc = targets
+    else:  # the baseline at the scored rate and K
+        km_base = KMeansTokenizerStage(km_config("mfcc", args.vocab_size, args.frame_rate))
+        _, seconds["mfcc_kmeans"] = fit(km_base, "mfcc", {}, args.kmeans_steps)
+        mfcc = evaluate(km_base, val, args)
+
+    hcfg = HubertConfig(frontend=args.frontend, **HUBERT_SIZES[args.hubert_size])
+    warmup = args.warmup_steps or max(1, args.hubert_steps // 10)
+    hub = HubertStage(HubertStageConfig(model=hcfg, lr=args.lr, warmup_steps=warmup,
                                         batch_size=args.batch_size, segment_seconds=args.segment_seconds, batches_per_epoch=None))
-    rec_h, t_hub = fit(hub, "hubert", {"km0": rec0}, args.hubert_steps)
+    rec_h, seconds["hubert"] = fit(hub, "hubert", {"km0": rec0}, args.hubert_steps)
     hub_loss = float(hub.trainer.callback_metrics.get("train/loss", float("nan")))
     hub_acc = float(hub.trainer.callback_metrics.get("train/masked_acc", float("nan")))
 
-    layer = args.layer or hcfg.depth // 2 + 1
-    km1 = KMeansTokenizerStage(KMeansTokenizerConfig(features="hubert", layer=layer, **common))
-    _, t_km1 = fit(km1, "km1", {"hubert": rec_h}, args.kmeans_steps)
-    iter1 = evaluate(km1, val, args)
+    layers = [int(x) for x in args.layers.split(",") if x.strip()] or [hcfg.depth // 2]
+    iter1 = {}
+    for layer in layers:
+        km1 = KMeansTokenizerStage(km_config("hubert", args.vocab_size, args.frame_rate, layer=layer))
+        _, seconds[f"hubert_kmeans_layer{layer}"] = fit(km1, f"km1_layer{layer}", {"hubert": rec_h}, args.kmeans_steps)
+        iter1[f"layer{layer}"] = evaluate(km1, val, args)
+    best = max(iter1, key=lambda k: iter1[k]["pnmi"])
 
     print(json.dumps({
         "benchmark": "semantic_tokens",
         "corpus": args.corpus, "hours": args.hours, "train_shards": train, "val_shards": val,
-        "vocab_size": args.vocab_size, "frame_rate": args.frame_rate, "hubert_size": args.hubert_size, "layer": layer,
-        "kmeans_steps": args.kmeans_steps, "hubert_steps": args.hubert_steps,
-        "mfcc_kmeans": mfcc, "hubert_iter1": iter1,
+        "vocab_size": args.vocab_size, "frame_rate": args.frame_rate,
+        "target_vocab_size": args.target_vocab_size, "target_frame_rate": args.target_frame_rate,
+        "hubert_size": args.hubert_size, "frontend": args.frontend, "layers": layers, "best_layer": int(best[5:]),
+        "kmeans_steps": args.kmeans_steps, "hubert_steps": args.hubert_steps, "warmup_steps": warmup, "lr": args.lr,
+        "mfcc_targets": targets, "mfcc_kmeans": mfcc, "hubert_iter1": iter1[best], "hubert_iter1_layers": iter1,
         "hubert_train_loss": hub_loss, "hubert_train_masked_acc": hub_acc,
-        "seconds": {"data": round(t_data, 1), "mfcc_kmeans": round(t_km0, 1), "hubert": round(t_hub, 1), "hubert_kmeans": round(t_km1, 1)},
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "device": "cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu") else "cpu",
     }, indent=2))
 

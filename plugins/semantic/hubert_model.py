@@ -3,9 +3,14 @@
 Defaults are HuBERT Base (7 conv layers, stride 320 = 50 Hz at 16 kHz, 12 x 768 transformer).
 The wave is padded by ``receptive_field - hop`` before the valid convolutions, so a wave of ``T``
 samples gives exactly ``T // hop`` frames, the same contract as the MFCC features.
+
+``frontend: mel`` swaps the raw-wave conv stack for log-mel frames + one conv (w2v-BERT / BEST-RQ
+style inputs): the transformer then learns from the first steps instead of waiting for the conv
+stack to learn a filterbank, which is what makes a CPU-sized HuBERT iteration useful.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +23,8 @@ class HubertConfig:
     """Architecture of the HuBERT model (HuBERT Base by default)."""
 
     sample_rate: int = 16000
+    frontend: str = "conv"  # conv: HuBERT's raw-wave conv stack | mel: log-mel frames at hop prod(conv_strides) + one conv
+    n_mels: int = 80  # mel front end only
     conv_dim: int = 512
     conv_kernels: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
     conv_strides: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])
@@ -58,6 +65,27 @@ class ConvFeatureExtractor(nn.Module):
         for conv, norm in zip(self.convs, self.norms):
             x = F.gelu(norm(conv(x).transpose(1, 2)).transpose(1, 2))  # [B, C, T_l]
         return x.transpose(1, 2)[:, :frames]  # [B, T // hop, C]
+
+
+class MelFrontEnd(nn.Module):
+    """Log-mel frames + a kernel-3 conv: [B, T] -> [B, T // hop, conv_dim] (same frame contract as the conv stack)."""
+
+    def __init__(self, sample_rate: int, hop_length: int, n_mels: int, dim: int) -> None:
+        super().__init__()
+        from .features import MelFeatures
+
+        self.mel = MelFeatures(sample_rate, hop_length, "logmel", n_mels=n_mels, use_deltas=False)
+        self.conv = nn.Conv1d(n_mels, dim, 3, padding=1)
+        self.norm = nn.LayerNorm(dim)
+        self.hop_length = hop_length
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        x = self.mel(wave)  # [B, F, n_mels]
+        if x.shape[1] == 0:  # shorter than one hop: no frame (the conv would reject the input)
+            return x.new_zeros(x.shape[0], 0, self.conv.out_channels)
+        # log(power + 1e-6) spans about [-14, 10]; a fixed affine map keeps the conv's inputs near unit scale.
+        x = (x + 5.0) / 5.0
+        return F.gelu(self.norm(self.conv(x.transpose(1, 2)).transpose(1, 2)))  # [B, F, conv_dim]
 
 
 class Attention(nn.Module):
@@ -117,7 +145,12 @@ class Hubert(nn.Module):
     def __init__(self, cfg: HubertConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.feature_extractor = ConvFeatureExtractor(cfg.conv_dim, cfg.conv_kernels, cfg.conv_strides)
+        if cfg.frontend == "conv":
+            self.feature_extractor: nn.Module = ConvFeatureExtractor(cfg.conv_dim, cfg.conv_kernels, cfg.conv_strides)
+        elif cfg.frontend == "mel":
+            self.feature_extractor = MelFrontEnd(cfg.sample_rate, math.prod(cfg.conv_strides), cfg.n_mels, cfg.conv_dim)
+        else:
+            raise ValueError(f"frontend must be 'conv' or 'mel', got {cfg.frontend!r}")
         self.feature_norm = nn.LayerNorm(cfg.conv_dim)
         self.feature_proj = nn.Linear(cfg.conv_dim, cfg.dim)
         self.mask_emb = nn.Parameter(torch.empty(cfg.dim).uniform_())
