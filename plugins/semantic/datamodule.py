@@ -1,14 +1,29 @@
 """Data for the semantic stages: random training crops from ``AudioDataModule``, whole labelled val utterances."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
 
 import lightning as L
+
+from soundstage.stage import StageConfig
 
 from .labelled_audio import labelled_loader
 
 if TYPE_CHECKING:
     from soundstage.stage import StageContext
+
+
+@dataclass
+class SemanticDataConfig(StageConfig):
+    """Loader settings shared by the semantic stages' configs."""
+
+    batch_size: int = 8
+    segment_seconds: float = 4.0
+    batches_per_epoch: Optional[int] = 100
+    val_batch_size: int = 4
+    val_max_seconds: Optional[float] = 20.0
+    val_max_items: Optional[int] = 64
 
 
 class SemanticDataModule(L.LightningDataModule):
@@ -40,6 +55,10 @@ class SemanticDataModule(L.LightningDataModule):
         self.val_shards, self.sample_rate = ctx.val_shards, sample_rate
         self.val_batch_size, self.val_max_seconds, self.val_max_items = val_batch_size, val_max_seconds, val_max_items
 
+    @classmethod
+    def from_config(cls, ctx: "StageContext", c: SemanticDataConfig, sample_rate: int) -> "SemanticDataModule":
+        return cls(ctx, c.batch_size, c.segment_seconds, c.batches_per_epoch, c.val_batch_size, c.val_max_seconds,
+                   c.val_max_items, sample_rate)
     def setup(self, stage: str) -> None:
         self.audio.setup(stage)
 

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
-from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.stage import Stage, StageContext
 
-from .datamodule import SemanticDataModule
+from .datamodule import SemanticDataConfig, SemanticDataModule
 from .hubert_model import Hubert, HubertConfig, span_mask
 
 
 @dataclass
-class HubertStageConfig(StageConfig):
+class HubertStageConfig(SemanticDataConfig):
     """HuBERT architecture + masked-prediction training settings."""
 
     model: HubertConfig = field(default_factory=HubertConfig)
@@ -32,12 +32,6 @@ class HubertStageConfig(StageConfig):
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     warmup_steps: int = 1000
-    batch_size: int = 8
-    segment_seconds: float = 4.0
-    batches_per_epoch: Optional[int] = 100
-    val_batch_size: int = 4
-    val_max_seconds: Optional[float] = 20.0
-    val_max_items: Optional[int] = 64
 
 
 def masked_prediction_loss(
@@ -161,10 +155,7 @@ class HubertStage(Stage):
 
     def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
         c = self.config
-        return SemanticDataModule(
-            ctx, c.batch_size, c.segment_seconds, c.batches_per_epoch, c.val_batch_size, c.val_max_seconds,
-            c.val_max_items, c.model.sample_rate,
-        )
+        return SemanticDataModule.from_config(ctx, c, c.model.sample_rate)
 
 
 def _takes_lengths(tokenizer: Any) -> bool:

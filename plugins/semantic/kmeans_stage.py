@@ -20,9 +20,9 @@ import torch.nn as nn
 
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
-from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.stage import Stage, StageContext
 
-from .datamodule import SemanticDataModule
+from .datamodule import SemanticDataConfig, SemanticDataModule
 from .features import MelFeatures
 from .hubert_model import Hubert, HubertConfig
 from .kmeans import MiniBatchKMeans
@@ -32,7 +32,7 @@ FEATURE_KINDS = ("mfcc", "logmel", "hubert", "ssl")
 
 
 @dataclass
-class KMeansTokenizerConfig(StageConfig):
+class KMeansTokenizerConfig(SemanticDataConfig):
     """Semantic tokenizer: which features, how many clusters, what rate, how to stream the fit."""
 
     sample_rate: int = 16000
@@ -49,12 +49,6 @@ class KMeansTokenizerConfig(StageConfig):
     hubert: Optional[HubertConfig] = None  # set by prepare() from the upstream hubert stage; leave unset in recipes
     normalize: bool = True  # standardise features with statistics of the seeding frames
     init_batches: int = 8  # batches gathered for k-means++ seeding (needs >= vocab_size frames)
-    batch_size: int = 8
-    segment_seconds: float = 4.0
-    batches_per_epoch: Optional[int] = 100
-    val_batch_size: int = 4
-    val_max_seconds: Optional[float] = 20.0
-    val_max_items: Optional[int] = 64
 
 
 @register_stage("kmeans_tokenizer")
@@ -297,7 +291,4 @@ class KMeansTokenizerStage(Stage):
     def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
         c = self.config
         self._seed_value = ctx.seed
-        return SemanticDataModule(
-            ctx, c.batch_size, c.segment_seconds, c.batches_per_epoch, c.val_batch_size, c.val_max_seconds,
-            c.val_max_items, c.sample_rate,
-        )
+        return SemanticDataModule.from_config(ctx, c, c.sample_rate)
