@@ -131,6 +131,10 @@ class PipelineRunner:
             return StageResult(plan.name, "skipped")
         start = time.monotonic()
         L.seed_everything(self.recipe.seed, workers=True, verbose=False)
+        if plan.trainer.num_threads:
+            import torch
+
+            torch.set_num_threads(plan.trainer.num_threads)
         if plan.checkpoint:
             status, checkpoint, outputs = "reused-checkpoint", self._adopt_checkpoint(plan), {}
         else:

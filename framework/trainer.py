@@ -25,6 +25,7 @@ class TrainerConfig:
     num_sanity_val_steps: int = 0
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 100
+    num_threads: Optional[int] = None  # torch intra-op CPU threads (None: torch's default); 1 on shared CPUs
     ema_decay: Optional[float] = None  # keep an EMA of the weights (exported and used for validation)
     ema_start_step: int = 0
     enable_progress_bar: bool = True
