@@ -70,7 +70,9 @@ class EMACodebook(nn.Module):
     def init_kmeans(self, x: Tensor) -> None:
         centroids, counts = kmeans(x, self.codebook_size, self.kmeans_iters)
         self.embed.copy_(_broadcast(centroids))
-        self.cluster_size.copy_(_broadcast(counts))
+        # a centroid no point chose (duplicates when a batch has fewer vectors than codes) gets count 1, not 0:
+        # with 0 its EMA sum would be 0 too and the first update would move it to the origin
+        self.cluster_size.copy_(_broadcast(counts.clamp(min=1.0)))
         self.embed_avg.copy_(self.embed * self.cluster_size[:, None])
         self.initialized.fill_(True)
 

@@ -9,6 +9,8 @@ One training step (manual optimization, two optimizers):
   3. a single backward of ``d_loss + <y, dL/dy> + commitment`` fills the discriminator gradients
      (from ``d_loss``) and the generator gradients (through ``y``) at once, so DDP reduces every
      parameter exactly once per step and needs no ``find_unused_parameters``.
+Before ``adversarial_start_step`` generator updates, step 2 is skipped: the discriminators do not run
+and the generator learns from the mel/spectral losses alone (the discriminators are most of a CPU step).
 Both optimizers then step every ``accumulate_grad_batches`` batches, after clipping. Lightning counts
 each ``optimizer.step()``: ``trainer.global_step`` (and ``max_steps``) is 2 per generator update.
 """
@@ -38,8 +40,8 @@ class SoundStreamConfig(StageConfig):
 
     # generator (SEANet encoder/decoder)
     sample_rate: int = 16000  # must equal the recipe's data.sample_rate
-    channels: int = 32  # encoder channels, doubled by each block
-    decoder_channels: int = 32  # decoder channels after the last block, doubled going up
+    channels: int = 16  # encoder channels, doubled by each block (16 -> 256 at 50 Hz)
+    decoder_channels: int = 16  # decoder channels after the last block, doubled going up
     strides: list[int] = field(default_factory=lambda: [2, 4, 5, 8])  # hop = product (320 -> 50 Hz at 16 kHz)
     latent_dim: int = 64
     dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
@@ -68,12 +70,19 @@ class SoundStreamConfig(StageConfig):
     adversarial_weight: float = 1.0
     feature_weight: float = 2.0
     balancer: bool = False  # EnCodec-style gradient balancer over the generator terms
-    disc_warmup_steps: int = 0  # generator updates during which only the discriminators learn from the GAN
+    # GAN schedule, in generator updates. Before ``adversarial_start_step`` the discriminators are not run at
+    # all (no D forward/backward): the generator learns from the mel/spectral losses only, which is several
+    # times cheaper per step and gets intelligible reconstructions early. From then on the discriminators
+    # train every step; the generator's adversarial + feature-matching terms start ``disc_warmup_steps``
+    # later (so they are on from ``adversarial_start_step + disc_warmup_steps``).
+    adversarial_start_step: int = 2000
+    disc_warmup_steps: int = 500
     # optimization (Trainer's own gradient_clip_val / accumulate_grad_batches do not apply here)
-    lr: float = 3e-4
+    lr: float = 1e-3
     disc_lr: float = 3e-4
     betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
-    lr_decay: float = 0.99999  # exponential decay per optimizer step
+    lr_warmup_steps: int = 100  # linear learning-rate warm-up (generator updates) for both optimizers
+    lr_decay: float = 0.99999  # exponential decay per generator update, after the warm-up
     gen_grad_clip: Optional[float] = 1000.0
     disc_grad_clip: Optional[float] = 10.0
     accumulate_grad_batches: int = 1
@@ -200,8 +209,13 @@ class SoundStreamStage(Stage):
         c = self.config
         g_opt = torch.optim.AdamW(self.codec.parameters(), lr=c.lr, betas=tuple(c.betas))
         d_opt = torch.optim.AdamW(self.discriminators.parameters(), lr=c.disc_lr, betas=tuple(c.betas))
-        g_sched = torch.optim.lr_scheduler.ExponentialLR(g_opt, gamma=c.lr_decay)
-        d_sched = torch.optim.lr_scheduler.ExponentialLR(d_opt, gamma=c.lr_decay)
+        warmup, decay = max(0, c.lr_warmup_steps), c.lr_decay
+
+        def factor(step: int) -> float:  # step = scheduler steps taken = generator updates
+            return min(1.0, (step + 1) / warmup) if step < warmup else decay ** (step - warmup)
+
+        g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, factor)
+        d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, factor)
         return [g_opt, d_opt], [g_sched, d_sched]
 
     def gan_losses(self, x: Tensor, y: Tensor, adversarial: bool) -> tuple[dict[str, Tensor], Tensor]:
@@ -220,7 +234,8 @@ class SoundStreamStage(Stage):
     def step_objective(self, x: Tensor, adversarial: bool = True, discriminators: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
         """The scalar whose backward gives this step's generator and discriminator gradients, plus logs.
 
-        ``discriminators=False`` (benchmarks only) leaves the discriminators out entirely.
+        ``discriminators=False`` (the reconstruction-only phase before ``adversarial_start_step``, and
+        benchmarks) leaves the discriminators out entirely.
         """
         c = self.config
         out = self.codec(x)  # the one generator pass of this step
@@ -250,14 +265,22 @@ class SoundStreamStage(Stage):
         if batch_idx % accum == 0:
             g_opt.zero_grad(set_to_none=True)
             d_opt.zero_grad(set_to_none=True)
-        adversarial = self.global_step // 2 >= c.disc_warmup_steps  # global_step counts both optimizers
-        total, logs = self.step_objective(x, adversarial)
+        update = self.global_step // 2  # generator updates so far (global_step counts both optimizers)
+        gan = update >= c.adversarial_start_step
+        adversarial = update >= c.adversarial_start_step + c.disc_warmup_steps
+        total, logs = self.step_objective(x, adversarial, discriminators=gan)
+        if not gan:
+            # D did not run; a zero-valued touch of its weights gives them (zero) gradients, so DDP's
+            # reducer still sees every parameter used and needs no find_unused_parameters
+            total = total + 0.0 * sum(p.view(-1)[0] for p in self.discriminators.parameters())
         self.manual_backward(total / accum)
         if (batch_idx + 1) % accum == 0:
+            if not gan:
+                d_opt.zero_grad(set_to_none=True)  # AdamW then skips D: no update, no weight decay
             for opt, clip in ((g_opt, c.gen_grad_clip), (d_opt, c.disc_grad_clip)):
-                if clip is not None:
+                if clip is not None and (gan or opt is g_opt):
                     self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
-                opt.step()
+                opt.step()  # D's step is a no-op before the GAN phase, but keeps global_step = 2 per update
             for sched in self.lr_schedulers():
                 sched.step()
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=x.shape[0])

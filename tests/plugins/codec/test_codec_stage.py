@@ -19,7 +19,8 @@ def micro_config(**overrides):
     base = dict(channels=4, decoder_channels=4, strides=[2, 4, 5], latent_dim=8, dilations=[1, 3],
                 num_quantizers=3, codebook_size=32, stft_disc_ffts=[128], stft_disc_channels=4,
                 wave_disc_scales=1, wave_disc_channels=4, disc_max_channels=16,
-                mel_ffts=[64, 256], mel_bins=[16, 32], batch_size=4, segment_seconds=0.25, log_audio_clips=1)
+                mel_ffts=[64, 256], mel_bins=[16, 32], batch_size=4, segment_seconds=0.25, log_audio_clips=1,
+                adversarial_start_step=0, lr_warmup_steps=0)
     return preset_config("tiny", **{**base, **overrides})
 
 
@@ -101,6 +102,33 @@ def test_tiny_gan_fit_logs_metrics_audio_and_images(tmp_path):
     events = EventAccumulator(str(logger.log_dir), size_guidance={"audio": 0, "images": 0}).Reload()
     assert {"val_audio/0_input", "val_audio/0_reconstruction"} <= set(events.Tags()["audio"])
     assert "val_mel/0_input_over_reconstruction" in events.Tags()["images"]
+
+
+def test_reconstruction_only_phase_leaves_discriminators_untouched():
+    """Before ``adversarial_start_step`` only the generator trains (D neither runs nor steps); global_step
+    still counts 2 per generator update, so ``max_steps`` keeps its meaning."""
+    torch.manual_seed(0)
+    stage = SoundStreamStage(micro_config(adversarial_start_step=3, lr_warmup_steps=2))
+    dm = SynthAudioDataModule(batch_size=4, num_samples=2000, n_train=16, n_val=2)
+    trainer = L.Trainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    before = {k: v.clone() for k, v in stage.state_dict().items()}
+    trainer.fit(stage, dm)
+    after = stage.state_dict()
+    assert trainer.global_step == 6
+    assert not torch.equal(before["codec.decoder.net.0.conv.bias"], after["codec.decoder.net.0.conv.bias"])
+    for k in before:
+        if k.startswith("discriminators."):
+            assert torch.equal(before[k], after[k]), k
+    assert "train/adv" not in trainer.callback_metrics and float(trainer.callback_metrics["train/d_loss"]) == 0.0
+    g_opt = trainer.optimizers[0]
+    assert g_opt.param_groups[0]["lr"] == pytest.approx(stage.config.lr)  # warm-up over after 2 updates
+    stage = SoundStreamStage(micro_config(adversarial_start_step=2))  # the 3rd update trains D
+    before = stage.state_dict()["discriminators.stft.discriminators.0.out.bias"].clone()
+    trainer = L.Trainer(accelerator="cpu", max_steps=6, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(stage, dm)
+    assert not torch.equal(before, stage.state_dict()["discriminators.stft.discriminators.0.out.bias"])
 
 
 def test_tiny_codec_overfits_one_clip():
