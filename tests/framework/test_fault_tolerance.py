@@ -38,12 +38,12 @@ def test_sigterm_saves_a_checkpoint_and_exit_code_143_then_resumes(tmp_path):
     assert proc.returncode == 143, out
     assert "received SIGTERM" in out
     last = run_dir / "first" / "checkpoints" / "last.ckpt"
-    step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     assert 0 < step < 80
     again = subprocess.run(_run_args(run_dir), capture_output=True, text=True, env=ENV, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "first=resumed" in again.stdout
-    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 80
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 80
 
 
 def test_disk_full_while_checkpointing_keeps_previous_checkpoint(tmp_path):
@@ -73,7 +73,7 @@ sys.exit("the write unexpectedly succeeded")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "write failed" in out.stdout
     assert last.read_bytes() == before
-    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 10
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 10
     assert not [p for p in last.parent.iterdir() if p.name.startswith(".") or "tmp" in p.name]
 
 
