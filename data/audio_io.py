@@ -89,3 +89,18 @@ def decode_audio_bytes(data: bytes) -> tuple[np.ndarray, int]:
     """Encoded audio bytes (FLAC, WAV, ...) -> (mono float32 [T], sample rate)."""
     wave, sr, _ = read_audio(data, max_channels=1 << 16)
     return wave, sr
+
+
+def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> Path:
+    """Write mono float audio [T] as 16-bit WAV, atomically; audio over full scale is scaled down, never clipped."""
+    from soundstage.checkpoint import atomic_path
+
+    wave = np.asarray(wave, dtype=np.float32)
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if peak > 1.0:
+        wave = wave / peak  # generated audio can overshoot
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wave, sample_rate, format="WAV", subtype="PCM_16")
+    return path
+

@@ -52,8 +52,9 @@ def _sampling(args: argparse.Namespace) -> dict[str, dict]:
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     import numpy as np
-    import soundfile as sf
     import torch
+
+    from soundstage.data.audio_io import write_wav
 
     from .errors import SoundstageError
     from .inference import Pipeline
@@ -80,10 +81,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     names = [out] if len(waves) == 1 else [out.with_name(f"{out.stem}_{i:02d}{out.suffix}") for i in range(len(waves))]
     for name, wave in zip(names, waves):
-        data = wave.float().cpu().numpy()
-        peak = float(np.abs(data).max()) if data.size else 0.0
-        sf.write(str(name), data / peak if peak > 1.0 else data, pipe.sample_rate)
-        print(f"wrote {name} ({len(data) / pipe.sample_rate:.2f}s at {pipe.sample_rate} Hz)")
+        write_wav(name, wave.float().cpu().numpy(), pipe.sample_rate)
+        print(f"wrote {name} ({wave.shape[-1] / pipe.sample_rate:.2f}s at {pipe.sample_rate} Hz)")
     return 0
 
 

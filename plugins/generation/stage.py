@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 import numpy as np
-import soundfile as sf
 
-from soundstage.checkpoint import atomic_path, write_json_atomic
+from soundstage.checkpoint import write_json_atomic
+from soundstage.data.audio_io import write_wav
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
@@ -77,14 +77,14 @@ class AudioLMSamplesStage(Stage):
             wave = pipe.continue_audio(prompt, cfg.continue_seconds, sample_rate=sr, seed=cfg.seed + i)[0]
             entry = {"kind": "continuation", "source_key": key, "prompt_seconds": len(prompt) / sr,
                      **{k: meta[k] for k in ("voice", "text") if k in meta}}
-            entry["prompt"] = _write_wav(ctx.stage_dir / f"prompt_{i:02d}.wav", prompt, sr)
-            entry["file"] = _write_wav(ctx.stage_dir / f"continuation_{i:02d}.wav", wave.float().cpu().numpy(), sr)
+            entry["prompt"] = write_wav(ctx.stage_dir / f"prompt_{i:02d}.wav", prompt, sr).name
+            entry["file"] = write_wav(ctx.stage_dir / f"continuation_{i:02d}.wav", wave.float().cpu().numpy(), sr).name
             entry["seconds"] = wave.shape[-1] / sr
             written.append(entry)
         if cfg.num_unconditional:
             waves = pipe.generate(cfg.unconditional_seconds, batch=cfg.num_unconditional, seed=cfg.seed)
             for i, wave in enumerate(waves):
-                name = _write_wav(ctx.stage_dir / f"unconditional_{i:02d}.wav", wave.float().cpu().numpy(), sr)
+                name = write_wav(ctx.stage_dir / f"unconditional_{i:02d}.wav", wave.float().cpu().numpy(), sr).name
                 written.append({"kind": "unconditional", "file": name, "seconds": wave.shape[-1] / sr})
         write_json_atomic(ctx.stage_dir / "samples.json", {"sample_rate": sr, "samples": written})
         return {"samples": [f"./{w['file']}" for w in written], "sample_rate": sr}
@@ -106,12 +106,3 @@ def _held_out_prompts(val_shards: str, sample_rate: int, seconds: float) -> Iter
         if len(wave) >= need:
             yield key, wave[:need], meta
 
-
-def _write_wav(path, wave: np.ndarray, sample_rate: int) -> str:
-    peak = float(np.abs(wave).max()) if wave.size else 0.0
-    if peak > 1.0:
-        wave = wave / peak  # generated audio can overshoot; never clip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), wave, sample_rate, format="WAV", subtype="PCM_16")
-    return path.name
