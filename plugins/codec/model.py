@@ -49,6 +49,7 @@ class StreamableConv1d(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = WNConv1d(cin, cout, kernel_size, stride, dilation=dilation)
+        nn.init.zeros_(self.conv.bias)  # see SoundStream: biases at 0 keep the latents data-driven at init
         self.pad = (kernel_size - 1) * dilation + 1 - stride  # effective kernel minus stride
         if self.pad < 0:
             raise ValueError(f"kernel {kernel_size} (dilation {dilation}) is shorter than stride {stride}")
@@ -75,6 +76,7 @@ class StreamableConvTranspose1d(nn.Module):
     def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, causal: bool = True) -> None:
         super().__init__()
         self.conv = WNConvTranspose1d(cin, cout, kernel_size, stride)
+        nn.init.zeros_(self.conv.bias)
         self.stride = stride
         self.trim = kernel_size - stride  # output samples that overlap the next input frame
         self.causal = causal
@@ -201,7 +203,13 @@ class CodecOutput:
 
 
 class SoundStream(nn.Module):
-    """Encoder -> residual VQ -> decoder. ``forward`` trains; ``encode``/``decode`` never update codebooks."""
+    """Encoder -> residual VQ -> decoder. ``forward`` trains; ``encode``/``decode`` never update codebooks.
+
+    Every generator convolution starts with a zero bias (as DAC does). With PyTorch's default bias init
+    the signal shrinks layer by layer while each layer adds its bias, so the encoder's latents start as a
+    tight blob around a bias-made offset that drifts more per update than the blob is wide: each batch
+    then lands on one or two codes (per-level perplexity ~2 of 1024) and almost nothing passes the VQ.
+    """
 
     def __init__(self, sample_rate: int, channels: int, decoder_channels: int, strides: list[int], latent_dim: int,
                  dilations: list[int], kernel_size: int, causal: bool, act: str, num_quantizers: int,

@@ -54,6 +54,7 @@ class SoundStreamConfig(StageConfig):
     ema_decay: float = 0.99
     kmeans_iters: int = 10
     dead_code_steps: int = 4  # restart codes unused for this many batches in a row (0: never)
+    dead_code_usage: float = 0.0  # ...and (if > 0) whose EMA usage is below this share of the mean code's
     quantizer_dropout: float = 0.5  # share of items decoded from a random number of levels
     commitment_weight: float = 1.0
     # discriminators
@@ -67,6 +68,7 @@ class SoundStreamConfig(StageConfig):
     mel_bins: list[int] = field(default_factory=lambda: [10, 20, 40, 80, 80, 80])
     mel_weight: float = 15.0
     stft_weight: float = 0.0
+    waveform_weight: float = 0.0  # L1 between waveforms: pulls the phase towards the input's
     adversarial_weight: float = 1.0
     feature_weight: float = 2.0
     balancer: bool = False  # EnCodec-style gradient balancer over the generator terms
@@ -111,13 +113,14 @@ class SoundStreamStage(Stage):
         self.codec = SoundStream(
             c.sample_rate, c.channels, c.decoder_channels, list(c.strides), c.latent_dim, list(c.dilations),
             c.kernel_size, c.causal, c.activation, c.num_quantizers, c.codebook_size, decay=c.ema_decay,
-            kmeans_iters=c.kmeans_iters, dead_code_steps=c.dead_code_steps, quantizer_dropout=c.quantizer_dropout,
+            kmeans_iters=c.kmeans_iters, dead_code_steps=c.dead_code_steps,
+            dead_code_usage=c.dead_code_usage, quantizer_dropout=c.quantizer_dropout,
         )
         self.discriminators = Discriminators(
             list(c.stft_disc_ffts), c.stft_disc_channels, c.wave_disc_scales, c.wave_disc_channels, c.disc_max_channels
         )
         self.spectral_loss = MultiScaleSpectralLoss(c.sample_rate, list(c.mel_ffts), list(c.mel_bins))
-        self.weights = {"mel": c.mel_weight, "stft": c.stft_weight, "adv": c.adversarial_weight, "feat": c.feature_weight}
+        self.weights = {"mel": c.mel_weight, "stft": c.stft_weight, "wave": c.waveform_weight, "adv": c.adversarial_weight, "feat": c.feature_weight}
         self.balancer = LossBalancer(self.weights) if c.balancer else None
         self.val_si_snr = ScaleInvariantSignalNoiseRatio()
         self.val_mel = MelDistance(c.sample_rate)
@@ -218,9 +221,16 @@ class SoundStreamStage(Stage):
         d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, factor)
         return [g_opt, d_opt], [g_sched, d_sched]
 
+    def reconstruction_losses(self, y: Tensor, x: Tensor) -> dict[str, Tensor]:
+        """Spectral terms (``mel``, ``stft``) and, if weighted, the waveform L1 (``wave``) of reconstruction ``y``."""
+        losses = self.spectral_loss(y, x)
+        if self.weights["wave"] > 0:
+            losses["wave"] = torch.nn.functional.l1_loss(y, x)
+        return losses
+
     def gan_losses(self, x: Tensor, y: Tensor, adversarial: bool) -> tuple[dict[str, Tensor], Tensor]:
         """Generator terms on reconstruction ``y`` and the discriminator loss, from one D pass on real + fake."""
-        losses = self.spectral_loss(y, x)
+        losses = self.reconstruction_losses(y, x)
         logits, feats = self.discriminators(torch.cat([x, y], dim=0))
         b = x.shape[0]
         real_logits, fake_logits = [lg[:b] for lg in logits], [lg[b:] for lg in logits]
@@ -243,7 +253,7 @@ class SoundStreamStage(Stage):
         if discriminators:
             losses, d_loss = self.gan_losses(x, y, adversarial)
         else:
-            losses, d_loss = self.spectral_loss(y, x), x.new_zeros(())
+            losses, d_loss = self.reconstruction_losses(y, x), x.new_zeros(())
         if self.balancer is not None:
             grad_y, _ = self.balancer.gradient(losses, y)
         else:

@@ -173,3 +173,21 @@ def test_build_datamodule_checks_sample_rate_and_uses_whole_frames(tmp_path):
     dm = stage.build_datamodule(ctx)
     assert isinstance(dm, AudioDataModule)
     assert dm.segment_samples == 4000 and dm.segment_samples % stage.hop_length == 0
+
+
+def test_codebooks_stay_in_use_during_early_training():
+    """Regression: with default (non-zero) conv biases the latents started as a drifting blob narrower than
+    its per-update drift, and within a few updates every frame of a batch mapped to 1-2 codes per level."""
+    torch.manual_seed(0)
+    stage = SoundStreamStage(preset_config("tiny", lr_warmup_steps=5))
+    (g_opt, _), (sched, _) = stage.configure_optimizers()
+    batch = torch.stack([synth_clip(seed, 8000) for seed in range(8)])  # 8 x 25 frames per step
+    perplexity = []
+    for _ in range(20):
+        total, logs = stage.step_objective(batch, adversarial=False, discriminators=False)
+        g_opt.zero_grad()
+        total.backward()
+        g_opt.step()
+        sched.step()
+        perplexity.append(float(logs["train/vq_perplexity/0"]))
+    assert min(perplexity[-10:]) > 20, perplexity
