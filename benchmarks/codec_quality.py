@@ -56,7 +56,8 @@ def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out
         stft.update(y.view(1, -1), x.view(1, -1))
         if i < pictures:
             stem = out / f"{i:02d}_{Path(name).stem}"
-            Image.fromarray(mel_image([x, y], sr).numpy()).save(f"{stem}_mel_input_over_reconstruction.png")
+            image = Image.fromarray(mel_image([x, y], sr).numpy())  # 1 pixel per mel bin and frame: enlarged 3x
+            image.resize((3 * image.width, 3 * image.height), Image.NEAREST).save(f"{stem}_mel_input_over_reconstruction.png")
             sf.write(f"{stem}_input.wav", x.numpy(), sr)
             sf.write(f"{stem}_reconstruction.wav", y.clamp(-1, 1).numpy(), sr)
     return {"clips": len(clips), "si_snr_db": round(float(si_snr.compute()), 3),

@@ -50,10 +50,10 @@ class EMACodebook(nn.Module):
     """One VQ level: nearest-neighbour lookup in an EMA-updated codebook of ``codebook_size`` x ``dim``."""
 
     def __init__(self, dim: int, codebook_size: int, decay: float = 0.99, kmeans_iters: int = 10,
-                 dead_code_steps: int = 4, dead_code_usage: float = 0.0, eps: float = 1e-5) -> None:
+                 dead_code_steps: int = 4, eps: float = 1e-5) -> None:
         super().__init__()
         self.codebook_size, self.decay, self.eps = codebook_size, decay, eps
-        self.kmeans_iters, self.dead_code_steps, self.dead_code_usage = kmeans_iters, dead_code_steps, dead_code_usage
+        self.kmeans_iters, self.dead_code_steps = kmeans_iters, dead_code_steps
         embed = torch.randn(codebook_size, dim)
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.register_buffer("embed", embed)
@@ -94,10 +94,6 @@ class EMACodebook(nn.Module):
         if self.dead_code_steps <= 0:
             return torch.zeros((), device=x.device)
         dead = self.unused_steps >= self.dead_code_steps  # identical on all ranks (global counts)
-        if self.dead_code_usage > 0:
-            # with fewer vectors per batch than codes, most codes miss any given batch; only restart the ones
-            # whose EMA usage also fell below a share of the mean usage
-            dead &= self.cluster_size < self.dead_code_usage * total / k
         n_dead = dead.sum()
         if n_dead > 0:
             mean_usage = total / k
@@ -137,13 +133,12 @@ class ResidualVQ(nn.Module):
     """
 
     def __init__(self, dim: int, num_quantizers: int, codebook_size: int, decay: float = 0.99,
-                 kmeans_iters: int = 10, dead_code_steps: int = 4, dead_code_usage: float = 0.0,
-                 quantizer_dropout: float = 0.0) -> None:
+                 kmeans_iters: int = 10, dead_code_steps: int = 4, quantizer_dropout: float = 0.0) -> None:
         super().__init__()
         self.num_quantizers, self.codebook_size = num_quantizers, codebook_size
         self.quantizer_dropout = quantizer_dropout
         self.levels = nn.ModuleList(
-            EMACodebook(dim, codebook_size, decay, kmeans_iters, dead_code_steps, dead_code_usage) for _ in range(num_quantizers)
+            EMACodebook(dim, codebook_size, decay, kmeans_iters, dead_code_steps) for _ in range(num_quantizers)
         )
 
     def _levels(self, n: int | None) -> int:
