@@ -24,6 +24,20 @@ def micro_config(**overrides):
     return preset_config("tiny", **{**base, **overrides})
 
 
+def generator_updates(stage, batch, steps, opt, log_key, sched=None) -> list[float]:
+    """Reconstruction-only updates of ``stage`` on one fixed batch; the logged ``log_key`` after each."""
+    values = []
+    for _ in range(steps):
+        total, logs = stage.step_objective(batch, adversarial=False, discriminators=False)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        values.append(float(logs[log_key]))
+    return values
+
+
 def test_registered_and_presets_build():
     assert get_stage("soundstream") is SoundStreamStage
     assert SoundStreamStage.consumes == ("audio",) and SoundStreamStage.produces == ("acoustic",)
@@ -137,13 +151,8 @@ def test_tiny_codec_overfits_one_clip():
     stage = SoundStreamStage(preset_config("tiny", quantizer_dropout=0.0, codebook_size=64))
     clip = synth_clip(0, 8000).unsqueeze(0)  # [1, T]
     opt = torch.optim.Adam(stage.codec.parameters(), lr=3e-3)
-    start, losses = time.time(), []
-    for _ in range(150):
-        total, logs = stage.step_objective(clip, adversarial=False, discriminators=False)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        losses.append(logs["train/mel"].item())
+    start = time.time()
+    losses = generator_updates(stage, clip, 150, opt, "train/mel")
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     print(f"overfit: mel loss {first:.3f} -> {last:.3f}")
     assert last < first / 3, (first, last)
@@ -182,14 +191,7 @@ def test_codebooks_stay_in_use_during_early_training():
     stage = SoundStreamStage(preset_config("tiny", lr_warmup_steps=5))
     (g_opt, _), (sched, _) = stage.configure_optimizers()
     batch = torch.stack([synth_clip(seed, 8000) for seed in range(8)])  # 8 x 25 frames per step
-    perplexity = []
-    for _ in range(20):
-        total, logs = stage.step_objective(batch, adversarial=False, discriminators=False)
-        g_opt.zero_grad()
-        total.backward()
-        g_opt.step()
-        sched.step()
-        perplexity.append(float(logs["train/vq_perplexity/0"]))
+    perplexity = generator_updates(stage, batch, 20, g_opt, "train/vq_perplexity/0", sched)
     assert min(perplexity[-10:]) > 20, perplexity
 
 
@@ -199,12 +201,6 @@ def test_waveform_loss_alone_trains_the_generator():
     stage = SoundStreamStage(micro_config(mel_weight=0.0, waveform_weight=1.0, quantizer_dropout=0.0))
     clip = synth_clip(1, 4000).unsqueeze(0)
     opt = torch.optim.Adam(stage.codec.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        total, logs = stage.step_objective(clip, adversarial=False, discriminators=False)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        losses.append(float(logs["train/wave"]))
+    losses = generator_updates(stage, clip, 40, opt, "train/wave")
     assert sum(losses[-5:]) < 0.7 * sum(losses[:5]), losses
     assert "train/wave" not in SoundStreamStage(micro_config(waveform_weight=0.0)).step_objective(clip, False, False)[1]
