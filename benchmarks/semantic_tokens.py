@@ -1,19 +1,27 @@
-"""Semantic token quality on held-out voices: MFCC k-means (iteration 0) vs k-means on a HuBERT layer (iteration 1).
+"""Semantic token quality on held-out voices: MFCC k-means vs k-means on the layers of HuBERT iterations.
 
 Trains the stages briefly on the embedded speech corpus (``prepare_corpus``; espeak-ng voices,
 validation = held-out voices) or on the tiny formant-synthesis corpus (``--corpus synthetic``), then
-prints phone purity, cluster purity and PNMI as JSON. Iteration 0 is MFCC k-means at the target
-rate / vocabulary (HuBERT paper: 50 Hz, K=100); HuBERT learns to predict it; iteration 1 clusters
-HuBERT layers at ``--frame-rate`` / ``--vocab-size``. The baseline is MFCC k-means at that same rate
-and K, so both tokenizers are scored on equal terms (PNMI grows with K and falls with the rate).
+prints phone purity, cluster purity and PNMI as JSON. Iteration 1's targets are MFCC k-means at the
+target rate / vocabulary (HuBERT paper: 50 Hz, K=100); iteration n > 1 predicts k-means of iteration
+n-1's selected layer (``--iterations``). Each iteration's layers are clustered at ``--frame-rate`` /
+``--vocab-size``, the same rate and K as the MFCC baseline (PNMI grows with K and falls with the rate).
+
+Honest scoring: the held-out voices are split in two halves; the layer is picked on the first and
+every reported number (HuBERT and MFCC alike) comes from the second, with a paired bootstrap over
+its utterances for each difference. ``--untrained-control`` also scores the same network before
+training, which separates what the architecture gives (80 log-mel bins + local convolutions) from
+what the masked prediction training adds.
 
     python benchmarks/semantic_tokens.py --hours 0.05 --kmeans-steps 50 --hubert-steps 200   # smoke size
-    python benchmarks/semantic_tokens.py --hours 1 --hubert-steps 2000 --threads 1           # CPU, ~15 min
+    python benchmarks/semantic_tokens.py --hours 2 --iterations 2 --hubert-steps 3000 --mask-span 5 --lr 1e-3 \
+        --warmup-steps 200 --kmeans-steps 400 --layers 0,1,2,3,4 --untrained-control --threads 1   # one CPU core
     python benchmarks/semantic_tokens.py --hours 2 --vocab-size 100 --hubert-steps 20000 --hubert-size base --frontend conv --accelerator gpu
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -24,9 +32,17 @@ import torch
 
 from soundstage.plugins.semantic.hubert_model import HubertConfig
 from soundstage.plugins.semantic.hubert_stage import HubertStage, HubertStageConfig
-from soundstage.plugins.semantic.kmeans_stage import KMeansTokenizerConfig, KMeansTokenizerStage
+from soundstage.plugins.semantic.kmeans_stage import (
+    KMeansTokenizerConfig,
+    KMeansTokenizerStage,
+)
 from soundstage.plugins.semantic.labelled_audio import labelled_loader
-from soundstage.plugins.semantic.phone_metrics import PhoneClusterCounts, frame_phone_labels
+from soundstage.plugins.semantic.phone_metrics import (
+    PhoneClusterCounts,
+    bootstrap_difference,
+    frame_phone_labels,
+    merged,
+)
 from soundstage.recipe_schema import DataConfig
 from soundstage.stage import StageContext, StageRecord
 from soundstage.trainer import TrainerConfig
@@ -67,17 +83,43 @@ def make_trainer(args: argparse.Namespace, max_steps: int, stage_dir: Path) -> L
 
 
 @torch.no_grad()
-def evaluate(tokenizer: KMeansTokenizerStage, val_shards: str, args: argparse.Namespace) -> dict[str, float]:
-    """Phone metrics of ``tokenizer`` on the held-out utterances."""
+def evaluate(tokenizer: KMeansTokenizerStage, val_shards: str, args: argparse.Namespace) -> list[tuple[str, PhoneClusterCounts]]:
+    """Per-utterance (key, phone/token counts) of ``tokenizer`` on the held-out utterances."""
     device = torch.device("cuda" if args.accelerator == "gpu" or (args.accelerator == "auto" and torch.cuda.is_available()) else "cpu")
     tokenizer = tokenizer.to(device).eval()
-    counts = PhoneClusterCounts()
+    out = []
     for batch in labelled_loader(val_shards, tokenizer.sample_rate, batch_size=4, max_items=args.val_items):
         ids = tokenizer.encode(batch["audio"].to(device), batch["lengths"].to(device)).cpu()
         for b, phonemes in enumerate(batch["phonemes"]):
             n = int(batch["lengths"][b]) // tokenizer.hop_length
+            counts = PhoneClusterCounts()
             counts.update(ids[b, :n], frame_phone_labels(phonemes, n, tokenizer.frame_rate))
-    return counts.compute()
+            out.append((batch["key"][b], counts))
+    return out
+
+
+def speaker(key: str) -> str:
+    """The voice of a speech-corpus key (``val_0000012_en-us_f3``); other keys are their own group."""
+    parts = key.split("_", 2)
+    return parts[2] if len(parts) == 3 else key
+
+
+def split_halves(keys: list[str]) -> tuple[list[int], list[int]]:
+    """Utterance indices of two disjoint halves of the held-out voices: (select, report).
+
+    A layer is picked on the first half and scored on the second, so the reported number is not
+    the maximum of several noisy scores on the same data.
+    """
+    voices = sorted({speaker(k) for k in keys})
+    select_voices = set(voices[0::2])
+    select = [i for i, k in enumerate(keys) if speaker(k) in select_voices]
+    report = [i for i, k in enumerate(keys) if speaker(k) not in select_voices]
+    return select, report
+
+
+def score(utts: list[tuple[str, PhoneClusterCounts]], idx: list[int] | None = None) -> dict[str, float]:
+    picked = utts if idx is None else [utts[i] for i in idx]
+    return merged(c for _, c in picked).compute()
 
 
 def main() -> None:
@@ -85,21 +127,28 @@ def main() -> None:
     p.add_argument("--corpus", choices=["speech", "synthetic"], default="speech")
     p.add_argument("--hours", type=float, default=0.05, help="embedded corpus size (held-out voices are ~10%%)")
     p.add_argument("--cache-dir", default="~/.cache/soundstage/corpora")
-    p.add_argument("--vocab-size", type=int, default=256, help="k-means clusters of the scored tokenizers (MFCC baseline, iteration 1)")
+    p.add_argument("--vocab-size", type=int, default=256, help="k-means clusters of the scored tokenizers (MFCC baseline, each iteration)")
     p.add_argument("--frame-rate", type=float, default=25.0, help="token rate in Hz of the scored tokenizers")
-    p.add_argument("--target-vocab-size", type=int, default=100, help="clusters of the iteration-0 targets (paper: 100)")
-    p.add_argument("--target-frame-rate", type=float, default=50.0, help="rate of the iteration-0 targets (paper: 50 Hz)")
+    p.add_argument("--target-vocab-size", type=int, default=100, help="clusters of each iteration's targets (paper: 100, then 500)")
+    p.add_argument("--target-frame-rate", type=float, default=50.0, help="rate of each iteration's targets (paper: 50 Hz)")
+    p.add_argument("--utterance-norm", choices=["none", "mean", "meanvar"], default="none",
+                   help="per-utterance feature normalisation before every k-means (MFCC and HuBERT alike)")
     p.add_argument("--kmeans-steps", type=int, default=100, help="mini-batch k-means updates per tokenizer")
-    p.add_argument("--hubert-steps", type=int, default=300)
+    p.add_argument("--iterations", type=int, default=1, help="HuBERT iterations; iteration n > 1 predicts k-means of iteration n-1's selected layer")
+    p.add_argument("--hubert-steps", type=int, default=300, help="training steps of each HuBERT iteration")
     p.add_argument("--hubert-size", choices=sorted(HUBERT_SIZES), default="tiny")
     p.add_argument("--frontend", choices=["mel", "conv"], default="mel", help="HuBERT input: log-mel frames or raw-wave convs")
-    p.add_argument("--layers", default="", help="comma-separated HuBERT layers clustered for iteration 1 (default: depth // 2)")
+    p.add_argument("--layers", default="", help="comma-separated HuBERT layers clustered and scored (default: depth // 2)")
     p.add_argument("--warmup-steps", type=int, default=0, help="HuBERT LR warmup (default: hubert_steps // 10)")
+    p.add_argument("--mask-prob", type=float, default=None, help="HuBERT span-start probability (default: the stage's)")
+    p.add_argument("--mask-span", type=int, default=None, help="HuBERT mask span in frames (default: the stage's)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-seconds", type=float, default=4.0)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--val-items", type=int, default=64, help="held-out utterances scored")
+    p.add_argument("--val-items", type=int, default=None, help="held-out utterances scored (default: all)")
+    p.add_argument("--untrained-control", action="store_true", help="also score k-means on an untrained HuBERT (the architecture alone)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples of the report half")
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--precision", default="32-true")
     p.add_argument("--seed", type=int, default=0)
@@ -112,63 +161,118 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="semantic-bench-"))
     t0 = time.time()
     train, val = get_shards(args, workdir)
-    t_data = time.time() - t0
+    seconds = {"data": time.time() - t0}
 
     def ctx(name: str, upstream: dict[str, StageRecord]) -> StageContext:
         return StageContext(name=name, stage_dir=workdir / name, run_dir=workdir, data=DataConfig(),
                             trainer=TrainerConfig(), upstream=upstream, seed=args.seed, train_shards=train, val_shards=val)
 
-    def fit(stage, name: str, upstream: dict[str, StageRecord], steps: int) -> tuple[StageRecord, float]:
+    def fit(stage, name: str, upstream: dict[str, StageRecord], steps: int) -> StageRecord:
         c = ctx(name, upstream)
         start = time.time()
         stage.prepare(c)
-        make_trainer(args, steps, c.stage_dir).fit(stage, stage.build_datamodule(c))
+        if steps > 0:
+            make_trainer(args, steps, c.stage_dir).fit(stage, stage.build_datamodule(c))
         path = stage.save_pretrained(c.stage_dir / "model.safetensors")
-        return StageRecord(name, stage.stage_name, c.stage_dir, stage.produces, path), time.time() - start
+        seconds[name] = time.time() - start
+        return StageRecord(name, stage.stage_name, c.stage_dir, stage.produces, path)
 
     def km_config(features: str, vocab: int, rate: float, **kw) -> KMeansTokenizerConfig:
         frames_per_batch = int(args.batch_size * args.segment_seconds * rate)
         return KMeansTokenizerConfig(features=features, vocab_size=vocab, frame_rate=rate, batch_size=args.batch_size,
                                      segment_seconds=args.segment_seconds, batches_per_epoch=None,
-                                     init_batches=max(1, -(-2 * vocab // frames_per_batch)), **kw)
+                                     init_batches=max(1, -(-2 * vocab // frames_per_batch)),
+                                     utterance_norm=args.utterance_norm, **kw)
 
-    seconds = {"data": round(t_data, 1)}
+    def scored(stage: KMeansTokenizerStage, name: str) -> list[tuple[str, PhoneClusterCounts]]:
+        start = time.time()
+        utts = evaluate(stage, val, args)
+        seconds[f"eval_{name}"] = time.time() - start
+        return utts
+
     km0 = KMeansTokenizerStage(km_config("mfcc", args.target_vocab_size, args.target_frame_rate))
-    rec0, seconds["mfcc_targets"] = fit(km0, "km0", {}, args.kmeans_steps)
-    targets = evaluate(km0, val, args)
-    if (args.target_vocab_size, args.target_frame_rate) == (args.vocab_size, args.frame_rate):
-        mfcc = targets
-    else:  # the baseline at the scored rate and K
-        km_base = KMeansTokenizerStage(km_config("mfcc", args.vocab_size, args.frame_rate))
-        _, seconds["mfcc_kmeans"] = fit(km_base, "mfcc", {}, args.kmeans_steps)
-        mfcc = evaluate(km_base, val, args)
+    teacher = fit(km0, "mfcc_targets", {}, args.kmeans_steps)
+    target_scores = {"mfcc_targets": score(scored(km0, "mfcc_targets"))}
+    km_base = KMeansTokenizerStage(km_config("mfcc", args.vocab_size, args.frame_rate))
+    fit(km_base, "mfcc_kmeans", {}, args.kmeans_steps)
+    base = scored(km_base, "mfcc_kmeans")
+    keys = [k for k, _ in base]
+    select, report = split_halves(keys)
 
     hcfg = HubertConfig(frontend=args.frontend, **HUBERT_SIZES[args.hubert_size])
     warmup = args.warmup_steps or max(1, args.hubert_steps // 10)
-    hub = HubertStage(HubertStageConfig(model=hcfg, lr=args.lr, warmup_steps=warmup,
-                                        batch_size=args.batch_size, segment_seconds=args.segment_seconds, batches_per_epoch=None))
-    rec_h, seconds["hubert"] = fit(hub, "hubert", {"km0": rec0}, args.hubert_steps)
-    hub_loss = float(hub.trainer.callback_metrics.get("train/loss", float("nan")))
-    hub_acc = float(hub.trainer.callback_metrics.get("train/masked_acc", float("nan")))
-
+    mask = {k: v for k, v in (("mask_start_prob", args.mask_prob), ("mask_span", args.mask_span)) if v is not None}
     layers = [int(x) for x in args.layers.split(",") if x.strip()] or [hcfg.depth // 2]
-    iter1 = {}
-    for layer in layers:
-        km1 = KMeansTokenizerStage(km_config("hubert", args.vocab_size, args.frame_rate, layer=layer))
-        _, seconds[f"hubert_kmeans_layer{layer}"] = fit(km1, f"km1_layer{layer}", {"hubert": rec_h}, args.kmeans_steps)
-        iter1[f"layer{layer}"] = evaluate(km1, val, args)
-    best = max(iter1, key=lambda k: iter1[k]["pnmi"])
+    def layer_scores(rec: StageRecord, prefix: str) -> dict[int, list[tuple[str, PhoneClusterCounts]]]:
+        per_layer = {}
+        for layer in layers:
+            km = KMeansTokenizerStage(km_config("hubert", args.vocab_size, args.frame_rate, layer=layer))
+            fit(km, f"{prefix}_kmeans_layer{layer}", {"hubert": rec}, args.kmeans_steps)
+            per_layer[layer] = scored(km, f"{prefix}_layer{layer}")
+            assert [k for k, _ in per_layer[layer]] == keys
+        return per_layer
+
+    def summary(per_layer: dict[int, list[tuple[str, PhoneClusterCounts]]]) -> dict:
+        """Pick the layer on the select half; score it on the report half against MFCC (paired bootstrap)."""
+        best = max(layers, key=lambda layer: score(per_layer[layer], select)["pnmi"])
+        picked = [per_layer[best][i][1] for i in report]
+        versus = {"minus_untrained_report_half": bootstrap_difference(control_utts, picked, args.bootstrap, args.seed)} if control_utts else {}
+        return {
+            "selected_layer": best,
+            "report_half": score(per_layer[best], report),
+            "minus_mfcc_report_half": bootstrap_difference([base[i][1] for i in report], picked, args.bootstrap, args.seed),
+            **versus,
+            "layers_all_voices": {f"layer{layer}": score(u) for layer, u in per_layer.items()},
+            "layers_select_half_pnmi": {f"layer{layer}": score(u, select)["pnmi"] for layer, u in per_layer.items()},
+        }
+
+    def hubert_stage() -> HubertStage:
+        return HubertStage(HubertStageConfig(model=dataclasses.replace(hcfg), lr=args.lr, warmup_steps=warmup, **mask,
+                                             batch_size=args.batch_size, segment_seconds=args.segment_seconds, batches_per_epoch=None))
+
+    control, control_utts = {}, []
+    if args.untrained_control:  # the same architecture before any training: what the network alone gives
+        rec = fit(hubert_stage(), "hubert0_untrained", {"targets": teacher}, 0)
+        per_layer = layer_scores(rec, "hubert0_untrained")
+        control = {"untrained_control": summary(per_layer)}
+        control_utts = [per_layer[control["untrained_control"]["selected_layer"]][i][1] for i in report]
+        print(json.dumps(control), flush=True)
+
+    iterations = {}
+    for it in range(1, args.iterations + 1):
+        hub = hubert_stage()
+        rec = fit(hub, f"hubert{it}", {"targets": teacher}, args.hubert_steps)
+        metrics = hub.trainer.callback_metrics
+        per_layer = layer_scores(rec, f"hubert{it}")
+        iterations[f"iter{it}"] = summary(per_layer)
+        iterations[f"iter{it}"].update({
+            "train_loss": float(metrics.get("train/loss", float("nan"))),
+            "train_masked_acc": float(metrics.get("train/masked_acc", float("nan"))),
+        })
+        best = iterations[f"iter{it}"]["selected_layer"]
+        print(json.dumps({f"iter{it}": iterations[f"iter{it}"]}), flush=True)  # progress for long runs
+        if it < args.iterations:  # the next iteration's targets: k-means of this iteration's selected layer
+            km_t = KMeansTokenizerStage(km_config("hubert", args.target_vocab_size, args.target_frame_rate, layer=best))
+            teacher = fit(km_t, f"hubert{it}_targets", {"hubert": rec}, args.kmeans_steps)
+            target_scores[f"hubert{it}_targets"] = score(scored(km_t, f"hubert{it}_targets"))
 
     print(json.dumps({
         "benchmark": "semantic_tokens",
         "corpus": args.corpus, "hours": args.hours, "train_shards": train, "val_shards": val,
         "vocab_size": args.vocab_size, "frame_rate": args.frame_rate,
         "target_vocab_size": args.target_vocab_size, "target_frame_rate": args.target_frame_rate,
-        "hubert_size": args.hubert_size, "frontend": args.frontend, "layers": layers, "best_layer": int(best[5:]),
-        "kmeans_steps": args.kmeans_steps, "hubert_steps": args.hubert_steps, "warmup_steps": warmup, "lr": args.lr,
-        "mfcc_targets": targets, "mfcc_kmeans": mfcc, "hubert_iter1": iter1[best], "hubert_iter1_layers": iter1,
-        "hubert_train_loss": hub_loss, "hubert_train_masked_acc": hub_acc,
+        "hubert_size": args.hubert_size, "frontend": args.frontend, "layers": layers, "iterations": args.iterations,
+        "kmeans_steps": args.kmeans_steps, "utterance_norm": args.utterance_norm, "hubert_steps": args.hubert_steps, "warmup_steps": warmup, "lr": args.lr,
+        "mask": mask or "stage defaults", "threads": args.threads,
+        "held_out": {"utterances": len(keys), "voices": len({speaker(k) for k in keys}),
+                     "select_half_utterances": len(select), "report_half_utterances": len(report)},
+        "targets_all_voices": target_scores,
+        "mfcc_kmeans_all_voices": score(base),
+        "mfcc_kmeans_report_half": score(base, report),
+        **control,
+        **iterations,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "total_seconds": round(time.time() - t0, 1),
         "device": "cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu") else "cpu",
     }, indent=2))
 

@@ -29,6 +29,27 @@ from .kmeans import MiniBatchKMeans
 from .phone_metrics import PhoneClusterCounts, frame_phone_labels
 
 FEATURE_KINDS = ("mfcc", "logmel", "hubert", "ssl")
+UTTERANCE_NORMS = ("none", "mean", "meanvar")
+
+
+def utterance_normalize(x: torch.Tensor, frame_lengths: torch.Tensor | None, kind: str) -> torch.Tensor:
+    """Per-utterance mean (and variance) normalisation of x [B, F, D] over each utterance's valid frames.
+
+    Cepstral mean (variance) normalisation: removes what is constant over an utterance (speaker
+    and channel), so k-means spends its clusters on what changes within one: the phones.
+    """
+    if kind == "none" or x.shape[1] == 0:
+        return x
+    frames = x.shape[1]
+    n = torch.full((x.shape[0],), frames, device=x.device) if frame_lengths is None else frame_lengths.to(x.device).clamp(1, frames)
+    valid = (torch.arange(frames, device=x.device)[None] < n[:, None]).to(x.dtype)[..., None]  # [B, F, 1]
+    count = n.to(x.dtype)[:, None, None]  # [B, 1, 1]
+    mean = (x * valid).sum(1, keepdim=True) / count  # [B, 1, D]
+    x = x - mean
+    if kind == "meanvar":
+        std = ((x * valid).pow(2).sum(1, keepdim=True) / count).clamp_min(1e-8).sqrt()
+        x = x / std
+    return x
 
 
 @dataclass
@@ -48,6 +69,7 @@ class KMeansTokenizerConfig(SemanticDataConfig):
     ssl_spec: str = ""  # set from ssl_path: the kept SSL architecture (JSON), so the export is self-contained
     hubert: Optional[HubertConfig] = None  # set by prepare() from the upstream hubert stage; leave unset in recipes
     normalize: bool = True  # standardise features with statistics of the seeding frames
+    utterance_norm: str = "none"  # none | mean | meanvar: per-utterance (CMN / CMVN) normalisation first
     init_batches: int = 8  # batches gathered for k-means++ seeding (needs >= vocab_size frames)
 
 
@@ -64,6 +86,8 @@ class KMeansTokenizerStage(Stage):
         c = config
         if c.features not in FEATURE_KINDS:
             raise SoundstageError(f"kmeans_tokenizer: features must be one of {FEATURE_KINDS}, got {c.features!r}")
+        if c.utterance_norm not in UTTERANCE_NORMS:
+            raise SoundstageError(f"kmeans_tokenizer: utterance_norm must be one of {UTTERANCE_NORMS}, got {c.utterance_norm!r}")
         hop = c.sample_rate / c.frame_rate
         if abs(hop - round(hop)) > 1e-6:
             raise SoundstageError(f"kmeans_tokenizer: sample_rate / frame_rate = {hop} is not a whole number of samples")
@@ -174,17 +198,19 @@ class KMeansTokenizerStage(Stage):
 
     @torch.no_grad()
     def raw_features(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Frame features [B, T // hop_length, D] of wave [B, T], before standardisation."""
+        """Frame features [B, T // hop_length, D] of wave [B, T] (after ``utterance_norm``), before standardisation."""
         if wave.dim() == 1:
             wave = wave[None]
         wave = wave.to(self.feat_mean.device, torch.float32)
         if self.mel is not None:
-            return self.mel(wave)
-        if self.feature_model is None:
+            x = self.mel(wave)
+        elif self.feature_model is None:
             raise SoundstageError("kmeans_tokenizer: features='hubert' needs prepare(ctx) with an upstream hubert stage")
-        frames = self.num_frames(wave.shape[-1])
-        x = self.feature_model.features(wave, self.config.layer, lengths)  # [B, T // model_hop, D]
-        return x[:, : frames * self.pool].reshape(x.shape[0], frames, self.pool, -1).mean(2)  # [B, T // hop, D]
+        else:
+            frames = self.num_frames(wave.shape[-1])
+            x = self.feature_model.features(wave, self.config.layer, lengths)  # [B, T // model_hop, D]
+            x = x[:, : frames * self.pool].reshape(x.shape[0], frames, self.pool, -1).mean(2)  # [B, T // hop, D]
+        return utterance_normalize(x, None if lengths is None else lengths // self.hop_length, self.config.utterance_norm)
 
     @torch.no_grad()
     def features(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -86,3 +86,56 @@ def phone_metrics(joint: np.ndarray) -> dict[str, float]:
     # One phone only: H(y) = 0 and there is nothing to explain; report 0 rather than 0/0.
     pnmi = mutual / h_y if h_y > 0 else 0.0
     return {"phone_purity": phone_purity, "cluster_purity": cluster_purity, "pnmi": pnmi, "frames": total}
+
+
+def merged(parts: Iterable[PhoneClusterCounts]) -> PhoneClusterCounts:
+    """One accumulator holding the sum of ``parts`` (e.g. per-utterance counts)."""
+    out = PhoneClusterCounts()
+    out.merge(parts)
+    return out
+
+
+def bootstrap_difference(
+    base: Sequence[PhoneClusterCounts], other: Sequence[PhoneClusterCounts], num_samples: int = 1000, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Paired bootstrap over utterances of ``metric(other) - metric(base)``.
+
+    ``base[i]`` and ``other[i]`` are two tokenizers' counts on the same utterance ``i``; every
+    resample draws utterances with replacement and scores both tokenizers on the same draw, so
+    the spread is that of the difference, not of each score. Returns, per metric, the difference
+    on all utterances (``diff``), the resamples' ``std`` and their 2.5 / 97.5 percentiles
+    (``lo`` / ``hi``).
+    """
+    if len(base) != len(other) or not base:
+        raise ValueError(f"need the same non-zero number of utterances, got {len(base)} and {len(other)}")
+    rng = np.random.default_rng(seed)
+    n = len(base)
+    draws = [np.bincount(rng.integers(n, size=n), minlength=n).astype(np.float64) for _ in range(num_samples)]
+    names = ("phone_purity", "cluster_purity", "pnmi")
+
+    def scores(utts: Sequence[PhoneClusterCounts]) -> tuple[dict[str, float], np.ndarray]:
+        phones = sorted({y for u in utts for _, y in u.counts})
+        tokens = sorted({z for u in utts for z, _ in u.counts})
+        pi = {y: i for i, y in enumerate(phones)}
+        zi = {z: i for i, z in enumerate(tokens)}
+        # Flat (utterance, cell, count) triples: a resample's joint is one weighted bincount.
+        utt, cell, cnt = (np.array(v, dtype=np.int64) for v in zip(*[
+            (u, pi[y] * len(tokens) + zi[z], c) for u, part in enumerate(utts) for (z, y), c in part.counts.items()
+        ]))
+        shape, size = (len(phones), len(tokens)), len(phones) * len(tokens)
+
+        def joint(w: np.ndarray) -> np.ndarray:
+            return np.bincount(cell, weights=cnt * w[utt], minlength=size).reshape(shape)
+
+        full = phone_metrics(joint(np.ones(n)))
+        boot = np.array([list(map(phone_metrics(joint(w)).get, names)) for w in draws])  # [S, 3]
+        return full, boot
+
+    full_a, boot_a = scores(base)
+    full_b, boot_b = scores(other)
+    diff = boot_b - boot_a  # [S, 3]
+    return {
+        k: {"diff": full_b[k] - full_a[k], "std": float(diff[:, i].std()),
+            "lo": float(np.percentile(diff[:, i], 2.5)), "hi": float(np.percentile(diff[:, i], 97.5))}
+        for i, k in enumerate(names)
+    }

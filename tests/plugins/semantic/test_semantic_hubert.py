@@ -90,3 +90,14 @@ def test_masked_prediction_loss_falls_and_next_iteration_round_trips(corpus, tea
     ids = loaded.encode(waves[:3, :12345])
     assert ids.shape == (3, 12345 // 640)
     assert torch.equal(ids, km1.encode(waves[:3, :12345]))
+
+    # Iteration 2: a fresh HuBERT predicts the ids of that tokenizer (k-means of iteration 1's layer).
+    up = {"km1": StageRecord("km1", "kmeans_tokenizer", tmp_path, ("semantic",), path)}
+    stage2 = HubertStage(HubertStageConfig(model=HubertConfig(frontend=frontend, **TINY), mask_start_prob=0.1, mask_span=4))
+    stage2.prepare(ctx_with(tmp_path, up))
+    assert stage2.model.cfg.num_targets == 8
+    targets = stage2.targets(waves[:2], None, waves.shape[1] // 320)  # 50 Hz: each 25 Hz id twice
+    assert torch.equal(targets[:, ::2], loaded.encode(waves[:2])) and torch.equal(targets[:, 1::2], targets[:, ::2])
+    loss, _ = stage2._step(batches[0])
+    loss.backward()
+    assert torch.isfinite(loss) and stage2.model.head.weight.grad.abs().sum() > 0

@@ -4,7 +4,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from soundstage.plugins.semantic.kmeans_stage import KMeansTokenizerConfig, KMeansTokenizerStage
+from soundstage.plugins.semantic.kmeans_stage import (
+    KMeansTokenizerConfig,
+    KMeansTokenizerStage,
+    utterance_normalize,
+)
 from soundstage.plugins.semantic.labelled_audio import collate_utterances
 from soundstage.plugins.semantic.synthetic import synthetic_corpus
 from soundstage.stage import Stage
@@ -95,3 +99,26 @@ def test_bad_frame_rate_and_unfitted_encode_are_clear_errors():
         KMeansTokenizerStage(KMeansTokenizerConfig(frame_rate=33.0))
     with pytest.raises(SoundstageError, match="not fitted"):
         KMeansTokenizerStage(KMeansTokenizerConfig()).encode(torch.zeros(1, 1600))
+
+
+@pytest.mark.parametrize("norm", ["mean", "meanvar"])
+def test_utterance_norm_uses_only_the_valid_frames(corpus, norm):
+    stage = KMeansTokenizerStage(KMeansTokenizerConfig(frame_rate=50.0, vocab_size=8, utterance_norm=norm))
+    plain = KMeansTokenizerStage(KMeansTokenizerConfig(frame_rate=50.0, vocab_size=8))
+    wave = corpus[0][0][:16000]
+    alone = stage.raw_features(wave[None])  # [1, 50, D]
+    assert alone.mean(1).abs().max() < 1e-4  # the utterance's mean is removed ...
+    if norm == "meanvar":
+        assert torch.allclose(alone.std(1, unbiased=False), torch.ones(1, alone.shape[-1]), atol=1e-3)  # ... and its scale
+    else:
+        assert torch.allclose(alone, plain.raw_features(wave[None]) - plain.raw_features(wave[None]).mean(1, keepdim=True), atol=1e-4)
+    # Padding frames, whatever they hold, never enter an utterance's statistics.
+    x = torch.randn(2, 60, 5)
+    x[0, 40:] = 1e3
+    out = utterance_normalize(x, torch.tensor([40, 60]), norm)
+    assert torch.allclose(out[0, :40], utterance_normalize(x[:1, :40], None, norm)[0], atol=1e-5)
+    assert torch.allclose(out[1], utterance_normalize(x[1:], None, norm)[0], atol=1e-5)
+    from soundstage.errors import SoundstageError
+
+    with pytest.raises(SoundstageError, match="utterance_norm"):
+        KMeansTokenizerStage(KMeansTokenizerConfig(utterance_norm="cmvn"))

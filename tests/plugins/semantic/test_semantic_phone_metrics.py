@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from soundstage.plugins.semantic.phone_metrics import PhoneClusterCounts, frame_phone_labels, phone_metrics
+from soundstage.plugins.semantic.phone_metrics import (
+    PhoneClusterCounts,
+    bootstrap_difference,
+    frame_phone_labels,
+    merged,
+    phone_metrics,
+)
 
 
 def test_frame_labels_take_the_phone_at_each_frame_centre():
@@ -51,3 +57,34 @@ def test_metrics_of_a_known_joint_distribution():
     other.update([0], ["b"])
     acc.merge([other])
     assert acc.compute()["frames"] == 3
+
+
+def _utterances(rng, n_utts, labeller):
+    """Per-utterance counts of ``labeller(phone_ids) -> token ids`` on random phone sequences."""
+    utts = []
+    for _ in range(n_utts):
+        phones = rng.integers(0, 5, 40)
+        counts = PhoneClusterCounts()
+        counts.update(torch.as_tensor(labeller(phones)), [f"p{p}" for p in phones])
+        utts.append(counts)
+    return utts
+
+
+def test_paired_bootstrap_of_a_metric_difference():
+    rng = np.random.default_rng(0)
+    perfect = _utterances(np.random.default_rng(1), 30, lambda ph: ph)
+    constant = _utterances(np.random.default_rng(1), 30, lambda ph: np.zeros_like(ph))  # the same phones
+    out = bootstrap_difference(constant, perfect, num_samples=50)
+    assert out["pnmi"]["diff"] == pytest.approx(1.0)
+    assert out["pnmi"]["std"] == pytest.approx(0.0, abs=1e-12)  # 1 - 0 on every resample
+    assert out["pnmi"]["lo"] == pytest.approx(1.0) and out["pnmi"]["hi"] == pytest.approx(1.0)
+    # identical tokenizers differ by exactly zero on every resample
+    same = bootstrap_difference(constant, constant, num_samples=20)
+    assert all(v == pytest.approx(0.0, abs=1e-12) for m in same.values() for v in m.values())
+    # a noisy labelling: the interval brackets the full-data difference and has a real width
+    noisy = _utterances(np.random.default_rng(1), 30, lambda ph: np.where(rng.random(len(ph)) < 0.3, 7, ph))
+    out = bootstrap_difference(noisy, perfect, num_samples=200, seed=3)
+    assert out["pnmi"]["lo"] < out["pnmi"]["diff"] < out["pnmi"]["hi"] and out["pnmi"]["std"] > 0
+    assert merged(perfect).compute()["frames"] == 30 * 40
+    with pytest.raises(ValueError):
+        bootstrap_difference(perfect, perfect[:3])
