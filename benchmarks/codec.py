@@ -9,6 +9,8 @@ and segment length:
 - ``rtf``: (encode + decode time) / audio duration, batch 1, eval mode (below 1 = faster than real time).
 
     python benchmarks/codec.py [--presets tiny small] [--repeats 3] [--threads N] [--device cpu] [--profile]
+        [--precision bf16]   # generator and discriminators under bf16 autocast (VQ and losses stay fp32)
+        [--compile]          # torch.compile'd encoder, decoder and discriminators (config ``compile``)
 
 Prints one JSON object. Timings are best-of-``repeats`` (the machine may be shared).
 """
@@ -26,25 +28,30 @@ from soundstage.plugins.codec.presets import preset_config
 from soundstage.plugins.codec.stage import SoundStreamStage
 
 
-def bench_preset(name: str, device: str, repeats: int, rtf_seconds: float, profile: bool, batch_size: int | None) -> dict:
+def bench_preset(name: str, device: str, repeats: int, rtf_seconds: float, profile: bool, batch_size: int | None,
+                 precision: str = "fp32", compile: bool = False) -> dict:
     overrides = {"batch_size": batch_size} if batch_size else {}
+    overrides["compile"] = compile
     config = preset_config(name, **overrides)
     stage = SoundStreamStage(config).to(device).train()
     (g_opt, d_opt), _ = stage.configure_optimizers()
     samples = stage._whole_frames(config.segment_seconds)
     x = 0.1 * torch.randn(config.batch_size, samples, device=device)
+    autocast = lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731
 
     def step(discriminators: bool = True) -> None:
         g_opt.zero_grad(set_to_none=True)
         d_opt.zero_grad(set_to_none=True)
-        total, _ = stage.step_objective(x, adversarial=True, discriminators=discriminators)
+        with autocast():
+            total, _ = stage.step_objective(x, adversarial=True, discriminators=discriminators)
         total.backward()
         g_opt.step()
         if discriminators:
             d_opt.step()
 
-    full = best_time(step, repeats)
-    no_disc = best_time(lambda: step(False), repeats)
+    warmup = 2 if compile else 1  # compiling (forward, backward, each grad mode) happens in the warm-up
+    full = best_time(step, repeats, warmup)
+    no_disc = best_time(lambda: step(False), repeats, warmup)
     if profile:
         from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -54,9 +61,10 @@ def bench_preset(name: str, device: str, repeats: int, rtf_seconds: float, profi
 
     stage.eval()
     wave = 0.1 * torch.randn(1, int(rtf_seconds * config.sample_rate), device=device)
-    codes = stage.encode(wave)
-    t_enc = best_time(lambda: stage.encode(wave), repeats)
-    t_dec = best_time(lambda: stage.decode(codes), repeats)
+    with autocast():
+        codes = stage.encode(wave)
+        t_enc = best_time(lambda: stage.encode(wave), repeats)
+        t_dec = best_time(lambda: stage.decode(codes), repeats)
     params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     return {
         "batch_size": config.batch_size,
@@ -83,13 +91,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="override the presets' batch size")
     parser.add_argument("--rtf-seconds", type=float, default=10.0)
     parser.add_argument("--profile", action="store_true", help="print the top ops of one step to stderr")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    result = {"device": args.device, "threads": torch.get_num_threads(), "torch": torch.__version__, "presets": {}}
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
+    result = {"device": args.device, "gpu": gpu, "precision": args.precision, "compile": args.compile, "threads": torch.get_num_threads(), "torch": torch.__version__, "presets": {}}
     for name in args.presets:
-        result["presets"][name] = bench_preset(name, args.device, args.repeats, args.rtf_seconds, args.profile, args.batch_size)
+        result["presets"][name] = bench_preset(name, args.device, args.repeats, args.rtf_seconds, args.profile, args.batch_size,
+                                               args.precision, args.compile)
     print(json.dumps(result, indent=2))
 
 

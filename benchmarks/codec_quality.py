@@ -9,6 +9,7 @@ input mel-spectrogram above the reconstruction's and both WAVs, for looking and 
     python benchmarks/codec_quality.py --minutes 30 --out runs/codec_quality [--preset small]
         [--train-shards 'dir/train-{000000..000009}.tar' --val-shards '...'] [--hours 0.5]
         [--set batch_size=8 segment_seconds=0.5] [--real-audio a.wav b.flac] [--threads N] [--accelerator cpu]
+        [--precision bf16-mixed] [--workers 4]
 
 Prints one JSON object (also saved as ``<out>/quality.json``); TensorBoard logs go to ``<out>/tb``.
 """
@@ -79,6 +80,8 @@ def main() -> None:
     parser.add_argument("--real-audio", nargs="*", default=[])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed on a GPU")
+    parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.threads:
@@ -99,9 +102,10 @@ def main() -> None:
 
     stage = SoundStreamStage(config)
     dm = AudioDataModule(train, val, config.sample_rate, config.batch_size, stage._whole_frames(config.segment_seconds),
-                         batches_per_epoch=config.batches_per_epoch, seed=args.seed,
+                         batches_per_epoch=config.batches_per_epoch, seed=args.seed, num_workers=args.workers,
                          val_segment_samples=stage._whole_frames(config.val_segment_seconds), hop_length=stage.hop_length)
-    trainer = L.Trainer(accelerator=args.accelerator, devices=1, max_time=timedelta(minutes=args.minutes),
+    trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=args.precision,
+                        max_time=timedelta(minutes=args.minutes),
                         logger=TensorBoardLogger(out, name="tb"), enable_checkpointing=False,
                         limit_val_batches=2, log_every_n_steps=10)
     start = time.time()
@@ -119,6 +123,9 @@ def main() -> None:
             break
     result = {
         "preset": args.preset,
+        "overrides": args.set,
+        "device": torch.cuda.get_device_name() if args.accelerator == "gpu" else "cpu",
+        "precision": args.precision,
         "train_minutes": round(train_seconds / 60, 2),
         "generator_updates": trainer.global_step // 2,
         "train_audio_hours": round(trainer.global_step // 2 * config.batch_size * config.segment_seconds / 3600, 3),

@@ -6,7 +6,10 @@ Both ratios use hardware rates measured in the same process, so they are compara
 - decode ratio = decoded tokens/s / (matrix-vector FLOP/s / (2 x parameters)), the rate at which the
   weights could be streamed through matrix-vector products of the model's total size.
 
-    python benchmarks/lm.py [--repeats 5] [--profile] [--norm rmsnorm]
+    python benchmarks/lm.py [--repeats 5] [--profile] [--norm rmsnorm] [--device cuda --dtype bf16 --compile]
+
+On a GPU, ``--dtype bf16`` runs the step under bf16 autocast and measures the matmul rate in bf16 too,
+so MFU is against the card's bf16 rate; ``--compile`` times the ``torch.compile``d model.
 
 Prints one JSON object. On a shared machine each rate is the best of ``repeats`` interleaved
 measurements (fastest step over fastest matmul, fastest decode over fastest matvec), so a busy
@@ -25,30 +28,34 @@ from soundstage.plugins.lm.sampling import SamplingConfig, decode
 from soundstage.plugins.lm.transformer import Transformer, TransformerConfig
 
 
-def matmul_flops(n: int, repeats: int) -> float:
-    """FLOP/s of an n x n x n fp32 matmul."""
-    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+def matmul_flops(n: int, repeats: int, device: str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of an n x n x n matmul in ``dtype``."""
+    a, b, c = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(3))
     return 2 * n**3 / best_time(lambda: torch.mm(a, b, out=c), repeats)
 
 
-def matvec_flops(numel: int, cols: int, repeats: int) -> float:
+def matvec_flops(numel: int, cols: int, repeats: int, device: str = "cpu") -> float:
     """FLOP/s of a matrix-vector product over a weight matrix of ``numel`` elements (too big for cache)."""
     rows = numel // cols
-    w, x, y = torch.randn(rows, cols), torch.randn(cols), torch.empty(rows)
+    w, x, y = torch.randn(rows, cols, device=device), torch.randn(cols, device=device), torch.empty(rows, device=device)
     inner = 10
     return 2 * rows * cols * inner / best_time(lambda: [torch.mv(w, x, out=y) for _ in range(inner)], repeats)
 
 
-def make_train_step(model: Transformer, batch: int, seq: int):
-    """A closure running one training step (forward, backward, fused AdamW) on fixed random tokens."""
+def make_train_step(model: Transformer, batch: int, seq: int, dtype: torch.dtype = torch.float32, forward=None):
+    """A closure running one training step (forward, backward, fused AdamW) on fixed random tokens;
+    a ``dtype`` other than fp32 runs forward and loss under autocast; ``forward`` defaults to ``model``."""
+    device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    x = torch.randint(0, model.vocab_size, (batch, seq + 1))
+    x = torch.randint(0, model.vocab_size, (batch, seq + 1), device=device)
     inputs, targets = x[:, :-1], x[:, 1:]
+    forward = model if forward is None else forward  # (a compiled module has no truth value)
     model.train()
 
     def step() -> None:
-        logits = model(inputs)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            logits = forward(inputs)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -59,7 +66,7 @@ def make_train_step(model: Transformer, batch: int, seq: int):
 def decode_time(model: Transformer, tokens: int, repeats: int) -> float:
     """Seconds per token of batch-1 greedy decoding with the KV cache."""
     model.eval()
-    prompt = torch.zeros(1, 1, dtype=torch.long)
+    prompt = torch.zeros(1, 1, dtype=torch.long, device=next(model.parameters()).device)
     ranges = [(0, model.vocab_size)] * tokens
     greedy = SamplingConfig(temperature=0.0)
     return best_time(lambda: decode(model, prompt, ranges, greedy), repeats) / tokens
@@ -77,22 +84,29 @@ def main() -> None:
     p.add_argument("--decode-tokens", type=int, default=256)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--profile", action="store_true", help="print torch.profiler tables to stderr")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="training autocast dtype (and matmul rate)")
+    p.add_argument("--compile", action="store_true", help="time the torch.compile'd model's training step")
     args = p.parse_args()
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
+    mm_size = 8192 if args.device.startswith("cuda") else 2048
 
     torch.manual_seed(0)
     cfg = TransformerConfig(d_model=args.d_model, n_layer=args.layers, n_head=args.heads, block_size=args.seq,
                             norm=args.norm)
-    model = Transformer(cfg, vocab_size=args.vocab)
+    model = Transformer(cfg, vocab_size=args.vocab).to(args.device)
     n_params = model.num_params()
     flops_per_token = model.flops_per_token(args.seq)
     threads = torch.get_num_threads()
 
     # Interleave hardware and model measurements so a busy neighbour hits both alike.
-    train_step = make_train_step(model, args.batch, args.seq)
-    train_step()  # warm-up: allocates the optimizer state
+    forward = torch.compile(model) if args.compile else None
+    train_step = make_train_step(model, args.batch, args.seq, dtype, forward)
+    train_step()  # warm-up: allocates the optimizer state (and compiles)
+    train_step()
     mm, steps = [], []
     for _ in range(args.repeats):
-        mm.append(matmul_flops(2048, 3))
+        mm.append(matmul_flops(mm_size, 3, args.device, dtype))
         steps.append(best_time(train_step, repeats=1, warmup=0))
     train_tokens_s = args.batch * args.seq / min(steps)
     mfu = train_tokens_s * flops_per_token / max(mm)
@@ -100,11 +114,11 @@ def main() -> None:
     # Batch-1 decoding is latency-bound: also try one intra-op thread, which avoids waiting at
     # every op's thread barrier when another process holds a core. The bound is the best matvec rate.
     decode_runs = {}
-    for n_threads in sorted({1, threads}):
+    for n_threads in sorted({1, threads}) if args.device == "cpu" else [threads]:
         torch.set_num_threads(n_threads)
         mv, tok_s = [], []
         for _ in range(args.repeats):
-            mv.append(matvec_flops(n_params, args.d_model, 3))
+            mv.append(matvec_flops(n_params, args.d_model, 3, args.device))
             tok_s.append(1 / decode_time(model, args.decode_tokens, repeats=1))
         decode_runs[n_threads] = {"matvec_gflops": round(max(mv) / 1e9, 2), "decode_tokens_per_s": round(max(tok_s), 1),
                                   "bound_tokens_per_s": round(max(mv) / (2 * n_params), 1)}
@@ -124,7 +138,8 @@ def main() -> None:
             print(f"--- {name}\n" + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
 
     print(json.dumps({
-        "config": vars(args) | {"params": n_params, "dtype": "float32", "threads": threads},
+        "config": vars(args) | {"params": n_params, "threads": threads,
+                                "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None},
         "matmul_gflops": [round(x / 1e9, 1) for x in mm],
         "train_step_s": [round(x, 3) for x in steps],
         "train_tokens_per_s": round(train_tokens_s, 1),

@@ -148,6 +148,10 @@ class ResidualVQ(nn.Module):
         return n
 
     def forward(self, z: Tensor, num_quantizers: int | None = None) -> RVQOutput:
+        with torch.autocast(z.device.type, enabled=False):  # distances and EMA sums in fp32 under bf16-mixed
+            return self._forward(z, num_quantizers)
+
+    def _forward(self, z: Tensor, num_quantizers: int | None) -> RVQOutput:
         b, d, t = z.shape
         n_q = self._levels(num_quantizers)
         x = z.transpose(1, 2).reshape(b * t, d).float()  # [N, D], quantize in fp32
@@ -173,6 +177,8 @@ class ResidualVQ(nn.Module):
                 stats[f"perplexity/{i}"] = torch.exp(-(probs * probs.clamp(min=1e-10).log()).sum())
                 stats[f"usage/{i}"] = (probs > 0).float().mean()
                 stats[f"restarted/{i}"] = restarted.float()
+        if self.training:  # latent energy the levels leave unexplained (all levels; 0 = lossless)
+            stats["quant_error"] = residual.pow(2).sum() / x.pow(2).sum().clamp(min=1e-12)
         out = x + (quantized - x).detach()  # straight-through estimator
         return RVQOutput(
             quantized=out.view(b, t, d).transpose(1, 2).to(z.dtype),
@@ -187,10 +193,11 @@ class ResidualVQ(nn.Module):
         b, d, t = z.shape
         residual = z.transpose(1, 2).reshape(b * t, d).float()
         codes = []
-        for level in self.levels[: self._levels(num_quantizers)]:
-            c = level.lookup(residual)
-            residual = residual - F.embedding(c, level.embed)
-            codes.append(c.view(b, t))
+        with torch.autocast(z.device.type, enabled=False):
+            for level in self.levels[: self._levels(num_quantizers)]:
+                c = level.lookup(residual)
+                residual = residual - F.embedding(c, level.embed)
+                codes.append(c.view(b, t))
         return torch.stack(codes, dim=1)
 
     def decode(self, codes: Tensor) -> Tensor:

@@ -96,6 +96,9 @@ class SoundStreamConfig(StageConfig):
     segment_seconds: float = 1.0
     val_segment_seconds: float = 4.0
     batches_per_epoch: Optional[int] = None
+    # speed: torch.compile the encoder, decoder and discriminators in place (the quantizer, with its
+    # data-dependent codebook updates, stays eager). For GPU training; streaming encode/decode is eager-only.
+    compile: bool = False
     # logging
     log_audio_clips: int = 2  # validation clips written to TensorBoard (audio + mel images)
 
@@ -125,6 +128,9 @@ class SoundStreamStage(Stage):
         self.weights = {"mel": c.mel_weight, "stft": c.stft_weight, "wave": c.waveform_weight,
                         "adv": c.adversarial_weight, "feat": c.feature_weight}
         self.balancer = LossBalancer(self.weights) if c.balancer else None
+        if c.compile:  # in place: parameter names (and checkpoints) stay the same
+            for module in (self.codec.encoder, self.codec.decoder, self.discriminators):
+                module.compile()
         self.val_si_snr = ScaleInvariantSignalNoiseRatio()
         self.val_mel = MelDistance(c.sample_rate)
         self.val_stft = STFTDistance(c.sample_rate)
@@ -252,7 +258,9 @@ class SoundStreamStage(Stage):
         """
         c = self.config
         out = self.codec(x)  # the one generator pass of this step
-        y = out.audio.detach().requires_grad_(True)  # leaf: D and every G loss hang off it
+        # leaf, in fp32 also under bf16-mixed: D and every G loss hang off it
+        y = out.audio.detach().float().requires_grad_(True)
+        x = x.float()
         if discriminators:
             losses, d_loss = self.gan_losses(x, y, adversarial)
         else:
