@@ -1,8 +1,11 @@
 """Residual vector quantization with EMA codebooks (SoundStream / EnCodec style).
 
 Each level is a codebook of K vectors updated by exponential moving averages (no gradients),
-initialised by k-means on its first training batch; codes left unused for ``dead_code_steps``
-batches in a row are restarted from random current inputs (SoundStream). Under DDP the statistics are summed over ranks and
+initialised by k-means on its first training batch; a code left unused while the batches since its
+last use held ``dead_code_hits`` x ``codebook_size`` vectors (an evenly used code would have been hit
+``dead_code_hits`` times in that span) is restarted from a random current input (SoundStream). Counting
+vectors, not batches, keeps the rule independent of the batch size: with a few hundred vectors per batch
+and 1024 codes, "unused for 4 batches" would restart codes of fair share all the time. Under DDP the statistics are summed over ranks and
 random choices are broadcast from rank 0, so codebooks stay identical on every rank.
 """
 from __future__ import annotations
@@ -50,16 +53,17 @@ class EMACodebook(nn.Module):
     """One VQ level: nearest-neighbour lookup in an EMA-updated codebook of ``codebook_size`` x ``dim``."""
 
     def __init__(self, dim: int, codebook_size: int, decay: float = 0.99, kmeans_iters: int = 10,
-                 dead_code_steps: int = 4, eps: float = 1e-5) -> None:
+                 dead_code_hits: float = 8.0, eps: float = 1e-5) -> None:
         super().__init__()
         self.codebook_size, self.decay, self.eps = codebook_size, decay, eps
-        self.kmeans_iters, self.dead_code_steps = kmeans_iters, dead_code_steps
+        self.kmeans_iters, self.dead_code_hits = kmeans_iters, dead_code_hits
         embed = torch.randn(codebook_size, dim)
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.register_buffer("embed", embed)
         self.register_buffer("embed_avg", embed.clone())
         self.register_buffer("cluster_size", torch.ones(codebook_size))
-        self.register_buffer("unused_steps", torch.zeros(codebook_size, dtype=torch.long))
+        # vectors quantized (over all ranks) since each code was last used
+        self.register_buffer("unused_vectors", torch.zeros(codebook_size, dtype=torch.long))
 
     def lookup(self, x: Tensor) -> Tensor:
         """Nearest code index for each row of ``x`` [N, D] -> [N]."""
@@ -90,10 +94,10 @@ class EMACodebook(nn.Module):
         smoothed = (self.cluster_size + self.eps) / (total + k * self.eps) * total  # Laplace smoothing
         self.embed.copy_(self.embed_avg / smoothed[:, None])
 
-        self.unused_steps.add_(1).masked_fill_(stats[:, d] > 0, 0)
-        if self.dead_code_steps <= 0:
+        self.unused_vectors.add_(stats[:, d].sum().long()).masked_fill_(stats[:, d] > 0, 0)
+        if self.dead_code_hits <= 0:
             return torch.zeros((), device=x.device)
-        dead = self.unused_steps >= self.dead_code_steps  # identical on all ranks (global counts)
+        dead = self.unused_vectors >= self.dead_code_hits * k  # identical on all ranks (global counts)
         n_dead = dead.sum()
         if n_dead > 0:
             mean_usage = total / k
@@ -101,7 +105,7 @@ class EMACodebook(nn.Module):
             self.embed[dead] = fresh[dead]
             self.embed_avg[dead] = fresh[dead] * mean_usage
             self.cluster_size[dead] = mean_usage
-            self.unused_steps[dead] = 0
+            self.unused_vectors[dead] = 0
         return n_dead
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -133,12 +137,12 @@ class ResidualVQ(nn.Module):
     """
 
     def __init__(self, dim: int, num_quantizers: int, codebook_size: int, decay: float = 0.99,
-                 kmeans_iters: int = 10, dead_code_steps: int = 4, quantizer_dropout: float = 0.0) -> None:
+                 kmeans_iters: int = 10, dead_code_hits: float = 8.0, quantizer_dropout: float = 0.0) -> None:
         super().__init__()
         self.num_quantizers, self.codebook_size = num_quantizers, codebook_size
         self.quantizer_dropout = quantizer_dropout
         self.levels = nn.ModuleList(
-            EMACodebook(dim, codebook_size, decay, kmeans_iters, dead_code_steps) for _ in range(num_quantizers)
+            EMACodebook(dim, codebook_size, decay, kmeans_iters, dead_code_hits) for _ in range(num_quantizers)
         )
 
     def _levels(self, n: int | None) -> int:

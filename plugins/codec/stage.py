@@ -53,7 +53,9 @@ class SoundStreamConfig(StageConfig):
     codebook_size: int = 1024
     ema_decay: float = 0.99
     kmeans_iters: int = 10
-    dead_code_steps: int = 4  # restart codes unused for this many batches in a row (0: never)
+    # restart a code once the batches since its last use held dead_code_hits x codebook_size vectors (an evenly
+    # used code would have been hit dead_code_hits times); 0: never. Independent of batch size and GPU count.
+    dead_code_hits: float = 8.0
     quantizer_dropout: float = 0.5  # share of items decoded from a random number of levels
     commitment_weight: float = 1.0
     # discriminators
@@ -119,7 +121,7 @@ class SoundStreamStage(Stage):
         self.codec = SoundStream(
             c.sample_rate, c.channels, c.decoder_channels, list(c.strides), c.latent_dim, list(c.dilations),
             c.kernel_size, c.causal, c.activation, c.num_quantizers, c.codebook_size, decay=c.ema_decay,
-            kmeans_iters=c.kmeans_iters, dead_code_steps=c.dead_code_steps, quantizer_dropout=c.quantizer_dropout,
+            kmeans_iters=c.kmeans_iters, dead_code_hits=c.dead_code_hits, quantizer_dropout=c.quantizer_dropout,
         )
         self.discriminators = Discriminators(
             list(c.stft_disc_ffts), c.stft_disc_channels, c.wave_disc_scales, c.wave_disc_channels, c.disc_max_channels

@@ -14,7 +14,7 @@ def test_ddp_gan_steps_keep_ranks_in_sync(tmp_path):
         "tiny", channels=4, decoder_channels=4, strides=[2, 4, 5], latent_dim=8, dilations=[1, 3],
         num_quantizers=3, codebook_size=32, stft_disc_ffts=[128], stft_disc_channels=4, wave_disc_scales=1,
         wave_disc_channels=4, disc_max_channels=16, mel_ffts=[64, 256], mel_bins=[16, 32],
-        quantizer_dropout=1.0, dead_code_steps=1, balancer=True, waveform_weight=1.0, adversarial_start_step=0,
+        quantizer_dropout=1.0, dead_code_hits=0.01, balancer=True, waveform_weight=1.0, adversarial_start_step=0,
     )
     stage = SoundStreamStage(config)
     dm = SynthAudioDataModule(batch_size=4, num_samples=2000, n_train=12, seed_by_rank=True)  # ranks differ

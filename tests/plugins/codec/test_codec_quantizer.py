@@ -26,7 +26,7 @@ def test_first_training_batch_initialises_codebook_by_kmeans():
 
 
 def test_ema_update_moves_codes_towards_cluster_means():
-    cb = EMACodebook(dim=2, codebook_size=2, decay=0.5, dead_code_steps=0).train()
+    cb = EMACodebook(dim=2, codebook_size=2, decay=0.5, dead_code_hits=0).train()
     cb.initialized.fill_(True)
     cb.embed.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
     cb.embed_avg.copy_(cb.embed * 1.0)
@@ -42,16 +42,34 @@ def test_ema_update_moves_codes_towards_cluster_means():
 
 def test_dead_codes_restart_from_inputs():
     torch.manual_seed(0)
-    cb = EMACodebook(dim=2, codebook_size=4, dead_code_steps=3).train()
+    # 16 vectors per batch, 4 codes, 8 hits: a code is dead once 32 vectors passed it by, i.e. on the 2nd batch
+    cb = EMACodebook(dim=2, codebook_size=4, dead_code_hits=8).train()
     cb.initialized.fill_(True)
     cb.embed.copy_(torch.tensor([[0.0, 0.0], [100.0, 100.0], [200.0, 200.0], [300.0, 300.0]]))
     cb.embed_avg.copy_(cb.embed)
     x = 0.01 * torch.randn(16, 2)  # only code 0 is ever nearest
-    restarted = [int(cb(x)[2]) for _ in range(3)]
-    assert restarted == [0, 0, 3]  # codes 1..3 unused for 3 batches -> restarted on the third
+    restarted = [int(cb(x)[2]) for _ in range(2)]
+    assert restarted == [0, 3]  # codes 1..3 unused while 32 vectors went by -> restarted on the second batch
     # the restarted codes are now input vectors, near the data, and their counters are reset
     assert cb.embed[1:].abs().max() < 0.1
-    assert cb.unused_steps[1:].tolist() == [0, 0, 0]
+    assert cb.unused_vectors[1:].tolist() == [0, 0, 0]
+
+
+def test_dead_code_rule_counts_vectors_not_batches():
+    """Evenly used codes are never restarted however small the batches are (the old 'unused for 4 batches'
+    rule restarted ~45% of a 1024-code book every 4 batches of 200 vectors)."""
+    torch.manual_seed(0)
+    k = 64
+    cb = EMACodebook(dim=2, codebook_size=k, dead_code_hits=8).train()
+    cb.initialized.fill_(True)
+    centres = torch.randn(k, 2) * 10
+    cb.embed.copy_(centres)
+    cb.embed_avg.copy_(centres)
+    total = 0
+    for _ in range(200):  # 8 vectors per batch: each code is unused in most batches
+        x = centres[torch.randint(0, k, (8,))] + 0.01 * torch.randn(8, 2)
+        total += int(cb(x)[2])
+    assert total < k // 8
 
 
 def test_eval_mode_never_updates():
@@ -78,7 +96,7 @@ def test_rvq_levels_reduce_error_and_encode_decode_agree():
 
 def test_quantizer_dropout_decodes_items_from_random_levels():
     torch.manual_seed(0)
-    rvq = ResidualVQ(dim=4, num_quantizers=4, codebook_size=16, quantizer_dropout=1.0, decay=1.0, dead_code_steps=0)
+    rvq = ResidualVQ(dim=4, num_quantizers=4, codebook_size=16, quantizer_dropout=1.0, decay=1.0, dead_code_hits=0)
     z = torch.randn(64, 4, 3)
     rvq.train()(z)  # init
     out = rvq(z)  # decay=1: codebooks frozen, so decode() below sees the same codes
