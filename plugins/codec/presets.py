@@ -29,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         stft_disc_ffts=[2048, 1024, 512], stft_disc_channels=32, wave_disc_scales=3, wave_disc_channels=16,
         disc_max_channels=1024, mel_ffts=[32, 64, 128, 256, 512, 1024, 2048], mel_bins=[5, 10, 20, 40, 80, 160, 320],
         lr=1e-4, disc_lr=1e-4, lr_warmup_steps=0, lr_decay=0.999996, adversarial_start_step=0, disc_warmup_steps=0,
-        waveform_weight=0.0, batch_size=32, segment_seconds=1.0,
+        waveform_weight=0.0, quantizer_dropout=0.5, batch_size=32, segment_seconds=1.0,
     ),
 }
 
