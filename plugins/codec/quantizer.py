@@ -65,6 +65,12 @@ class EMACodebook(nn.Module):
         # vectors quantized (over all ranks) since each code was last used
         self.register_buffer("unused_vectors", torch.zeros(codebook_size, dtype=torch.long))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before the vector-counting rule hold ``unused_steps`` (batches): start counting afresh
+        if state_dict.pop(prefix + "unused_steps", None) is not None and prefix + "unused_vectors" not in state_dict:
+            state_dict[prefix + "unused_vectors"] = torch.zeros_like(self.unused_vectors)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def lookup(self, x: Tensor) -> Tensor:
         """Nearest code index for each row of ``x`` [N, D] -> [N]."""
         # |x|^2 is the same for every code, so it is left out of the distance

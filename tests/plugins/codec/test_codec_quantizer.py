@@ -118,3 +118,12 @@ def test_straight_through_passes_gradient_unchanged():
     torch.testing.assert_close(z.grad, g)
     assert out.commitment_loss.requires_grad and out.commitment_loss > 0
     assert {"perplexity/0", "usage/0", "restarted/1"} <= set(out.stats)
+
+
+def test_checkpoints_with_the_old_batch_counter_still_load():
+    cb = EMACodebook(dim=2, codebook_size=4)
+    state = cb.state_dict()
+    state["unused_steps"] = state.pop("unused_vectors") + 3  # the buffer's name before dead_code_hits
+    fresh = EMACodebook(dim=2, codebook_size=4)
+    fresh.load_state_dict(state)  # strict
+    assert torch.equal(fresh.embed, cb.embed) and fresh.unused_vectors.tolist() == [0, 0, 0, 0]
