@@ -25,6 +25,7 @@ import lightning as L
 import numpy as np
 import soundfile as sf
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
@@ -107,7 +108,8 @@ def main() -> None:
     trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=args.precision,
                         max_time=timedelta(minutes=args.minutes),
                         logger=TensorBoardLogger(out, name="tb"), enable_checkpointing=False,
-                        limit_val_batches=2, log_every_n_steps=10)
+                        limit_val_batches=2, log_every_n_steps=10,
+                        callbacks=[TQDMProgressBar(refresh_rate=10)])  # time-limited: Rich would show 'Epoch 3/-2'
     start = time.time()
     trainer.fit(stage, dm)
     train_seconds = time.time() - start
