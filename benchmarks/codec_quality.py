@@ -2,14 +2,17 @@
 
 Trains the ``soundstream`` stage (a preset, default ``small``) for ``--minutes`` on audio shards
 (default: the embedded speech corpus, held-out voices for validation), then reports SI-SNR, mel
-distance and multi-resolution STFT distance on up to ``--val-clips`` held-out clips, plus on any
+distance, multi-resolution STFT distance and STOI (short-time objective intelligibility, 0-1; needs
+``pip install pystoi``, the ``bench`` extra) on up to ``--val-clips`` held-out clips, plus on any
 ``--real-audio`` files (e.g. real speech recordings), and writes for the first clips a PNG of the
 input mel-spectrogram above the reconstruction's and both WAVs, for looking and listening.
+``--model codec.safetensors`` scores a trained codec instead of training one.
 
     python benchmarks/codec_quality.py --minutes 30 --out runs/codec_quality [--preset small]
         [--train-shards 'dir/train-{000000..000009}.tar' --val-shards '...'] [--hours 0.5]
         [--set batch_size=8 segment_seconds=0.5] [--real-audio a.wav b.flac] [--threads N] [--accelerator cpu]
         [--precision bf16-mixed] [--workers 4]
+    python benchmarks/codec_quality.py --model runs/codec_quality/model.safetensors --out runs/rescored [--real-audio ...]
 
 Prints one JSON object (also saved as ``<out>/quality.json``); TensorBoard logs go to ``<out>/tb``.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import importlib.util
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -45,25 +49,46 @@ def load_audio(path: str, sample_rate: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
 
 
+def telephone_band(wave: torch.Tensor, sample_rate: int, low: float = 300.0, high: float = 3400.0) -> torch.Tensor:
+    """``wave`` [T] with everything outside ``low``-``high`` Hz removed: the STOI control (telephone speech is
+    intelligible, so its STOI tells where on the 0-1 scale intelligible lies)."""
+    spectrum = torch.fft.rfft(wave)
+    freqs = torch.fft.rfftfreq(wave.numel(), 1.0 / sample_rate)
+    return torch.fft.irfft(spectrum * ((freqs >= low) & (freqs <= high)), n=wave.numel())
+
+
 @torch.no_grad()
 def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out: Path, pictures: int) -> dict:
     """Metrics over ``clips`` [(name, wave [T])]; PNG + WAVs for the first ``pictures`` of them."""
     sr = stage.sample_rate
     si_snr, mel, stft = ScaleInvariantSignalNoiseRatio(), MelDistance(sr), STFTDistance(sr)
+    stoi = None
+    if importlib.util.find_spec("pystoi"):  # torchmetrics' STOI wraps pystoi
+        from torchmetrics.audio import ShortTimeObjectiveIntelligibility
+
+        stoi, stoi_telephone = ShortTimeObjectiveIntelligibility(sr), ShortTimeObjectiveIntelligibility(sr)
     out.mkdir(parents=True, exist_ok=True)
     for i, (name, x) in enumerate(clips):
         y = stage.decode(stage.encode(x.view(1, -1)), length=x.numel())[0]
         si_snr.update(y.view(1, -1), x.view(1, -1))
         mel.update(y.view(1, -1), x.view(1, -1))
         stft.update(y.view(1, -1), x.view(1, -1))
+        if stoi is not None:
+            stoi.update(y.view(1, -1), x.view(1, -1))
+            stoi_telephone.update(telephone_band(x, sr).view(1, -1), x.view(1, -1))
         if i < pictures:
             stem = out / f"{i:02d}_{Path(name).stem}"
             image = Image.fromarray(mel_image([x, y], sr).numpy())  # 1 pixel per mel bin and frame: enlarged 3x
             image.resize((3 * image.width, 3 * image.height), Image.NEAREST).save(f"{stem}_mel_input_over_reconstruction.png")
             sf.write(f"{stem}_input.wav", x.numpy(), sr)
             sf.write(f"{stem}_reconstruction.wav", y.clamp(-1, 1).numpy(), sr)
-    return {"clips": len(clips), "si_snr_db": round(float(si_snr.compute()), 3),
-            "mel_distance": round(float(mel.compute()), 4), "stft_distance": round(float(stft.compute()), 4)}
+    result = {"clips": len(clips), "si_snr_db": round(float(si_snr.compute()), 3),
+              "mel_distance": round(float(mel.compute()), 4), "stft_distance": round(float(stft.compute()), 4),
+              "stoi": "not measured: pip install pystoi"}
+    if stoi is not None:
+        result.update(stoi=round(float(stoi.compute()), 4),
+                      stoi_telephone_band_control=round(float(stoi_telephone.compute()), 4))
+    return result
 
 
 def main() -> None:
@@ -84,6 +109,7 @@ def main() -> None:
     parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed on a GPU")
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="score this trained codec (.safetensors) instead of training one")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,7 +118,12 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
-    config = preset_config(args.preset, **OmegaConf.to_container(OmegaConf.from_dotlist(args.set)))
+    if args.model:
+        stage = SoundStreamStage.load_pretrained(args.model)
+        config = stage.config
+    else:
+        config = preset_config(args.preset, **OmegaConf.to_container(OmegaConf.from_dotlist(args.set)))
+        stage = SoundStreamStage(config)
     train, val = args.train_shards, args.val_shards
     if train is None:
         from soundstage.data.corpus import prepare_corpus
@@ -101,19 +132,20 @@ def main() -> None:
         train, val = prepare_corpus(DataConfig(sample_rate=config.sample_rate, corpus="speech", hours=args.hours))
     from soundstage.data.audio_datamodule import AudioDataModule
 
-    stage = SoundStreamStage(config)
     dm = AudioDataModule(train, val, config.sample_rate, config.batch_size, stage._whole_frames(config.segment_seconds),
                          batches_per_epoch=config.batches_per_epoch, seed=args.seed, num_workers=args.workers,
                          val_segment_samples=stage._whole_frames(config.val_segment_seconds), hop_length=stage.hop_length)
-    trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=args.precision,
-                        max_time=timedelta(minutes=args.minutes),
-                        logger=TensorBoardLogger(out, name="tb"), enable_checkpointing=False,
-                        limit_val_batches=2, log_every_n_steps=10,
-                        callbacks=[TQDMProgressBar(refresh_rate=10)])  # time-limited: Rich would show 'Epoch 3/-2'
-    start = time.time()
-    trainer.fit(stage, dm)
+    start, updates = time.time(), None
+    if not args.model:
+        trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=args.precision,
+                            max_time=timedelta(minutes=args.minutes),
+                            logger=TensorBoardLogger(out, name="tb"), enable_checkpointing=False,
+                            limit_val_batches=2, log_every_n_steps=10,
+                            callbacks=[TQDMProgressBar(refresh_rate=10)])  # time-limited: Rich shows 'Epoch 3/-2'
+        trainer.fit(stage, dm)
+        stage.save_pretrained(out / "model.safetensors")
+        updates = trainer.global_step // 2  # Lightning counts the generator and the discriminator step
     train_seconds = time.time() - start
-    stage.save_pretrained(out / "model.safetensors")
 
     stage = stage.cpu().eval()
     dm.val_segment_samples = 0  # whole held-out utterances for the final numbers
@@ -124,13 +156,15 @@ def main() -> None:
         if len(held_out) >= args.val_clips:
             break
     result = {
-        "preset": args.preset,
-        "overrides": args.set,
-        "device": torch.cuda.get_device_name() if args.accelerator == "gpu" else "cpu",
+        "model": args.model or "trained here",
+        "preset": None if args.model else args.preset,
+        "overrides": None if args.model else args.set,
+        "device": torch.cuda.get_device_name() if args.accelerator != "cpu" and torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
         "precision": args.precision,
-        "train_minutes": round(train_seconds / 60, 2),
-        "generator_updates": trainer.global_step // 2,
-        "train_audio_hours": round(trainer.global_step // 2 * config.batch_size * config.segment_seconds / 3600, 3),
+        "train_minutes": updates and round(train_seconds / 60, 2),
+        "generator_updates": updates,
+        "train_audio_hours": updates and round(updates * config.batch_size * config.segment_seconds / 3600, 3),
         "bitrate_kbps": bitrate(config.num_quantizers, config.codebook_size, stage.frame_rate) / 1000,
         "held_out": evaluate(stage, held_out[: args.val_clips], out / "held_out", args.pictures),
     }

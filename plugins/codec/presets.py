@@ -1,8 +1,8 @@
 """Named sizes of the SoundStream stage, as overrides of ``SoundStreamConfig``'s defaults (= ``small``).
 
 ``tiny`` trains on a laptop CPU in minutes, ``small`` in CPU hours or on one GPU (16 base channels, so a
-reconstruction-only update at batch 8 x 0.5 s takes ~0.4 s on one CPU core; its first 5000 updates are
-reconstruction-only, see ``adversarial_start_step``: a 30-minute CPU run never reaches the GAN), ``paper`` is
+reconstruction-only update at batch 8 x 0.5 s takes ~0.43 s on one CPU core, ~0.24 s on two; its first 5000
+updates are reconstruction-only, see ``adversarial_start_step``, and a GAN update costs ~3x that), ``paper`` is
 SoundStream/AudioLM's 16 kHz codec: strides (2, 4, 5, 8) -> 50 Hz, 12 levels x 1024 codes = 6 kbps.
 Recipes set the same keys under a stage's ``config:``; ``preset_config`` is for code and benchmarks.
 """
