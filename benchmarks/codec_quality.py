@@ -6,7 +6,10 @@ distance, multi-resolution STFT distance and STOI (short-time objective intellig
 ``pip install pystoi``, the ``bench`` extra) on up to ``--val-clips`` held-out clips, plus on any
 ``--real-audio`` files (e.g. real speech recordings), and writes for the first clips a PNG of the
 input mel-spectrogram above the reconstruction's and both WAVs, for looking and listening.
-``--model codec.safetensors`` scores a trained codec instead of training one.
+``--model codec.safetensors`` scores a trained codec instead of training one. With the ``augment`` extra
+installed, the held-out clips are also scored degraded as a microphone would (``held_out_degraded``: each clip
+through a room, an EQ, noise and a level change, ``data/augment.py`` with ``prob=1``, the same for every run),
+which tests robustness to recording conditions on voices whose clean scores are known.
 
     python benchmarks/codec_quality.py --minutes 30 --out runs/codec_quality [--preset small]
         [--train-shards 'dir/train-{000000..000009}.tar' --val-shards '...'] [--hours 0.5]
@@ -91,6 +94,16 @@ def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out
     return result
 
 
+def degrade(clips: list[tuple[str, torch.Tensor]], sample_rate: int) -> list[tuple[str, torch.Tensor]]:
+    """Each clip through the training augmentation at ``prob=1`` (default ranges), seeded by its name."""
+    import random
+
+    from soundstage.data.augment import AugmentConfig, Augmenter
+
+    augment = Augmenter(AugmentConfig(prob=1.0), sample_rate)
+    return [(name, torch.from_numpy(augment(x.numpy(), random.Random(f"degrade-{name}")))) for name, x in clips]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="small")
@@ -110,6 +123,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", help="score this trained codec (.safetensors) instead of training one")
+    parser.add_argument("--no-degraded", action="store_true", help="skip the degraded copy of the held-out clips")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -134,7 +148,8 @@ def main() -> None:
 
     dm = AudioDataModule(train, val, config.sample_rate, config.batch_size, stage._whole_frames(config.segment_seconds),
                          batches_per_epoch=config.batches_per_epoch, seed=args.seed, num_workers=args.workers,
-                         val_segment_samples=stage._whole_frames(config.val_segment_seconds), hop_length=stage.hop_length)
+                         val_segment_samples=stage._whole_frames(config.val_segment_seconds), hop_length=stage.hop_length,
+                         augment=config.augment)
     start, updates = time.time(), None
     if not args.model:
         trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=args.precision,
@@ -168,6 +183,9 @@ def main() -> None:
         "bitrate_kbps": bitrate(config.num_quantizers, config.codebook_size, stage.frame_rate) / 1000,
         "held_out": evaluate(stage, held_out[: args.val_clips], out / "held_out", args.pictures),
     }
+    if not args.no_degraded and importlib.util.find_spec("audiomentations"):
+        degraded = degrade(held_out[: args.val_clips], config.sample_rate)
+        result["held_out_degraded"] = evaluate(stage, degraded, out / "held_out_degraded", args.pictures)
     if args.real_audio:
         real = [(p, load_audio(p, config.sample_rate)) for p in args.real_audio]
         result["real_audio"] = evaluate(stage, real, out / "real_audio", args.pictures)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .audio_io import decode_audio_bytes, resample
+from .augment import AugmentConfig, Augmenter
 from .shards import expand_shards
 from .stream import ShardDataModule, ShardStream, rank_and_world, start_step
 
@@ -51,14 +52,17 @@ def collate_audio(items: list[tuple[str, np.ndarray]], pad_to: int = 0) -> dict[
 
 
 class _AudioDecode:
-    """Picklable decode+crop step run inside DataLoader workers."""
+    """Picklable decode+crop(+augment, training only) step run inside DataLoader workers."""
 
-    def __init__(self, sample_rate: int, length: int, hop: int) -> None:
-        self.sample_rate, self.length, self.hop = sample_rate, length, hop
+    def __init__(self, sample_rate: int, length: int, hop: int, augment: Augmenter | None = None) -> None:
+        self.sample_rate, self.length, self.hop, self.augment = sample_rate, length, hop, augment
 
     def __call__(self, sample: dict[str, Any], rng: random.Random | None) -> tuple[str, np.ndarray]:
         key, wave, _ = decode_audio_sample(sample, self.sample_rate)
-        return key, crop(wave, self.length, rng, self.hop)
+        wave = crop(wave, self.length, rng, self.hop)
+        if self.augment is not None and rng is not None:
+            wave = self.augment(wave, rng)
+        return key, wave
 
 
 class _AudioCollate:
@@ -76,6 +80,7 @@ class AudioDataModule(ShardDataModule):
     random ``segment_samples`` crops starting on multiples of ``hop_length``. Validation crops the
     first ``val_segment_samples`` (default ``segment_samples``; ``<= 0``: whole utterances) and
     reads every shard once across ranks and workers. ``num_skipped`` counts corrupt samples.
+    ``augment`` degrades a share of the training crops (``data/augment.py``); validation is never augmented.
     """
 
     def __init__(
@@ -93,6 +98,7 @@ class AudioDataModule(ShardDataModule):
         pin_memory: bool = False,
         prefetch_factor: int = 2,
         hop_length: int = 1,
+        augment: AugmentConfig | None = None,
     ) -> None:
         super().__init__(train_shards, val_shards, batch_size, num_workers, batches_per_epoch, shuffle_buffer, seed,
                          pin_memory, prefetch_factor)
@@ -100,12 +106,13 @@ class AudioDataModule(ShardDataModule):
         self.segment_samples = segment_samples
         self.val_segment_samples = segment_samples if val_segment_samples is None else val_segment_samples
         self.hop_length = max(hop_length, 1)
+        self.augmenter = Augmenter(augment, sample_rate) if augment is not None and augment.prob > 0 else None
 
     def train_dataloader(self):
         rank, world = rank_and_world(self)
         urls = expand_shards(self.train_shards)
         stream = ShardStream(
-            urls, _AudioDecode(self.sample_rate, self.segment_samples, self.hop_length),
+            urls, _AudioDecode(self.sample_rate, self.segment_samples, self.hop_length, self.augmenter),
             _AudioCollate(self.segment_samples), self.batch_size, self.skipped, train=True,
             batches_per_epoch=self.train_batches_per_epoch(urls, world), shuffle_buffer=self.shuffle_buffer,
             seed=self.seed, rank=rank, world_size=world, start_step=start_step(self),

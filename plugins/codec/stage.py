@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from soundstage.data.augment import AugmentConfig
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
 
@@ -104,6 +105,8 @@ class SoundStreamConfig(StageConfig):
     segment_seconds: float = 1.0
     val_segment_seconds: float = 4.0
     batches_per_epoch: Optional[int] = None
+    # microphone-like degradations (room, EQ, noise, level) of a share of the training crops; off by default
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     # speed: torch.compile the encoder, decoder and discriminators in place (the quantizer, with its
     # data-dependent codebook updates, stays eager). For GPU training; streaming encode/decode is eager-only.
     compile: bool = False
@@ -215,6 +218,7 @@ class SoundStreamStage(Stage):
             shuffle_buffer=ctx.data.shuffle_buffer, seed=ctx.seed,
             val_segment_samples=self._whole_frames(c.val_segment_seconds),
             pin_memory=ctx.data.pin_memory, prefetch_factor=ctx.data.prefetch_factor, hop_length=self.hop_length,
+            augment=c.augment,
         )
 
     def after_fit(self, ctx: StageContext) -> dict[str, Any]:
