@@ -37,17 +37,22 @@ class AugmentConfig:
     noise_snr_db: list[float] = field(default_factory=lambda: [15.0, 45.0])
     gain_db: list[float] = field(default_factory=lambda: [-12.0, 0.0])  # level change, on every degraded crop
 
-    def check(self, where: str = "augment") -> None:
-        """Raise ``RecipeError`` naming the first out-of-range key."""
+    def __post_init__(self) -> None:  # a bad value fails when the recipe is read, not when training starts
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first out-of-range key (``build_config`` adds the recipe path)."""
         for key in ("prob", "room_prob", "tilt_prob", "eq_prob", "noise_prob"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                raise RecipeError(f"key '{where}.{key}': a probability in [0, 1], got {getattr(self, key)}")
+                raise ValueError(f"augment.{key}: a probability in [0, 1], got {getattr(self, key)}")
         for key in ("room_absorption", "tilt_db", "tilt_corner_hz", "noise_snr_db", "gain_db"):
             lo_hi = getattr(self, key)
             if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
-                raise RecipeError(f"key '{where}.{key}': a range [low, high], got {list(lo_hi)}")
+                raise ValueError(f"augment.{key}: a range [low, high], got {list(lo_hi)}")
         if not 0.0 < self.room_absorption[0] <= self.room_absorption[1] <= 1.0:
-            raise RecipeError(f"key '{where}.room_absorption': within (0, 1], got {list(self.room_absorption)}")
+            raise ValueError(f"augment.room_absorption: within (0, 1], got {list(self.room_absorption)}")
+        if self.tilt_corner_hz[0] <= 0:
+            raise ValueError(f"augment.tilt_corner_hz: positive frequencies, got {list(self.tilt_corner_hz)}")
 
 
 class Augmenter:

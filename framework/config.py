@@ -16,7 +16,8 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
     """Validate ``data`` (mapping) against ``config_class`` and return the dataclass instance.
 
     Unknown keys, wrong types and missing required values (``MISSING`` / ``???``) raise
-    ``RecipeError`` naming ``where.<key path>`` and the ``source`` file.
+    ``RecipeError`` naming ``where.<key path>`` and the ``source`` file; so does a ``ValueError`` from a
+    config's ``__post_init__`` (range checks), whose message names the key.
     """
     data = {} if data is None else data
     if not isinstance(data, dict) and not OmegaConf.is_dict(data):
@@ -37,6 +38,8 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
         elif kind == "MissingMandatoryValue":
             msg = "missing required value"
         raise RecipeError(f"{_place(path, source)}: {msg}") from exc
+    except ValueError as exc:  # a __post_init__ range check
+        raise RecipeError(f"{_place(where, source)}: {exc}") from exc
 
 
 def config_to_dict(config: Any) -> dict:

@@ -77,15 +77,14 @@ def test_loud_crops_are_scaled_down_never_clipped():
     assert np.abs(y).max() == pytest.approx(0.99, abs=1e-4)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("prob", 1.5, "augment.prob"),
-    ("noise_snr_db", [40.0, 10.0], "augment.noise_snr_db"),
-    ("room_absorption", [0.0, 0.3], "augment.room_absorption"),
+@pytest.mark.parametrize("key, value", [
+    ("prob", 1.5), ("noise_snr_db", [40.0, 10.0]), ("room_absorption", [0.0, 0.3]), ("tilt_db", [3.0]),
 ])
-def test_bad_values_name_the_key(key, value, message):
-    config = build_config(AugmentConfig, {key: value})
-    with pytest.raises(RecipeError, match=message):
-        Augmenter(config, SR)
+def test_bad_values_fail_when_the_recipe_is_read_naming_the_key(key, value):
+    from soundstage.plugins.codec.stage import SoundStreamConfig
+
+    with pytest.raises(RecipeError, match=rf"r\.yaml: key 'stages\.codec\.config': augment\.{key}: "):
+        build_config(SoundStreamConfig, {"augment": {key: value}}, where="stages.codec.config", source="r.yaml")
 
 
 def test_codec_config_takes_an_augment_section_and_rejects_unknown_keys():
