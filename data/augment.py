@@ -2,8 +2,9 @@
 
 A codec trained on clean synthetic speech meets real recordings with room reflections, a microphone's
 colouring and background noise. Degrading a share of the training crops shows it those. Validation and
-tokenization never augment. Each crop's randomness is drawn from the training stream's RNG, so a run (and
-a resumed run) sees the same degradations; the global ``random`` and ``numpy`` states are left as they were.
+tokenization never augment. Each crop's randomness is drawn from the training stream's RNG, so the same seed
+gives the same degradations (a resumed run, like its crops, draws fresh ones rather than replaying); the global
+``random`` and ``numpy`` states are left as they were.
 Needs the ``augment`` extra: ``pip install "soundstage[augment]"``.
 """
 from __future__ import annotations
