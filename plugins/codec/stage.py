@@ -48,7 +48,7 @@ class SoundStreamConfig(StageConfig):
     dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
     kernel_size: int = 7
     causal: bool = True  # causal padding (streamable) or centred
-    activation: str = "elu"  # elu | snake
+    activation: str = "elu"  # elu | snake (periodic, as in DAC: 1.3x the CPU time per update; speech_small uses it)
     # residual VQ
     num_quantizers: int = 8
     codebook_size: int = 1024
