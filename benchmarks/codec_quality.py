@@ -8,7 +8,7 @@ distance, multi-resolution STFT distance and STOI (short-time objective intellig
 input mel-spectrogram above the reconstruction's and both WAVs, for looking and listening.
 ``--model codec.safetensors`` scores a trained codec instead of training one. With the ``augment`` extra
 installed, the held-out clips are also scored degraded as a microphone would (``held_out_degraded``: each clip
-through a room, an EQ, noise and a level change, ``data/augment.py`` with ``prob=1``, the same for every run),
+through a room, a tilt, an EQ, noise and a level change, ``data/augment.py`` with ``prob=1``, the same every run),
 which tests robustness to recording conditions on voices whose clean scores are known.
 
     python benchmarks/codec_quality.py --minutes 30 --out runs/codec_quality [--preset small]

@@ -28,7 +28,7 @@ class AugmentConfig:
     room_order: int = 6
     room_absorption: list[float] = field(default_factory=lambda: [0.1, 0.4])  # wall absorption range
     # a high shelf (corner drawn from ``tilt_corner_hz``, gain from ``tilt_db``): darker or brighter recordings.
-    # Real speech recordings are darker than the espeak corpus (alsa-utils' 8: ~10 dB less 2-4 kHz vs <500 Hz)
+    # The 8 alsa-utils speech recordings are darker than the espeak corpus: ~10 dB less at 2-4 kHz relative to <500 Hz
     tilt_prob: float = 0.5
     tilt_db: list[float] = field(default_factory=lambda: [-15.0, 6.0])
     tilt_corner_hz: list[float] = field(default_factory=lambda: [500.0, 4000.0])
@@ -76,8 +76,11 @@ class Augmenter:
             max_absorption_value=c.room_absorption[1],
         )
         nyquist_margin = 0.45 * self.sample_rate  # shelf corners stay below Nyquist at any sample rate
-        tilt = HighShelfFilter(p=c.tilt_prob, min_center_freq=min(c.tilt_corner_hz[0], nyquist_margin),
-                               max_center_freq=min(c.tilt_corner_hz[1], nyquist_margin), min_gain_db=c.tilt_db[0], max_gain_db=c.tilt_db[1])
+        tilt = HighShelfFilter(
+            p=c.tilt_prob, min_center_freq=min(c.tilt_corner_hz[0], nyquist_margin),
+            max_center_freq=min(c.tilt_corner_hz[1], nyquist_margin),
+            min_gain_db=c.tilt_db[0], max_gain_db=c.tilt_db[1],
+        )
         eq = SevenBandParametricEQ(p=c.eq_prob, min_gain_db=-c.eq_gain_db, max_gain_db=c.eq_gain_db)
         noise = AddColorNoise(p=c.noise_prob, min_snr_db=c.noise_snr_db[0], max_snr_db=c.noise_snr_db[1])
         gain = Gain(p=1.0, min_gain_db=c.gain_db[0], max_gain_db=c.gain_db[1])

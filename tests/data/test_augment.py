@@ -23,6 +23,12 @@ def _speechlike(seconds: float = 0.5, seed: int = 0) -> np.ndarray:
     return (0.05 * wave * envelope).astype(np.float32)
 
 
+def _only(step: str, **overrides) -> Augmenter:
+    """An augmenter that degrades every crop with one step (``room``, ``tilt``, ``eq``, ``noise``) and no level change."""
+    chances = {f"{name}_prob": float(name == step) for name in ("room", "tilt", "eq", "noise")}
+    return Augmenter(AugmentConfig(**{"prob": 1.0, "gain_db": [0.0, 0.0], **chances, **overrides}), SR)
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
@@ -50,7 +56,7 @@ def test_prob_zero_returns_the_crop_and_prob_shares_are_respected():
     x = _speechlike()
     off = Augmenter(AugmentConfig(prob=0.0), SR)
     assert off(x, random.Random(0)) is x
-    half = Augmenter(AugmentConfig(prob=0.5, room_prob=0.0, tilt_prob=0.0, eq_prob=1.0, noise_prob=0.0), SR)
+    half = _only("eq", prob=0.5)
     rng = random.Random(0)
     changed = sum(not np.array_equal(half(x, rng), x) for _ in range(200))
     assert 70 <= changed <= 130  # Binomial(200, 0.5): +-4.2 standard deviations
@@ -58,21 +64,19 @@ def test_prob_zero_returns_the_crop_and_prob_shares_are_respected():
 
 def test_room_keeps_the_level_and_noise_hits_the_requested_snr():
     x = _speechlike()
-    room = Augmenter(AugmentConfig(prob=1.0, room_prob=1.0, tilt_prob=0.0, eq_prob=0.0, noise_prob=0.0, gain_db=[0.0, 0.0]), SR)
+    room = _only("room")
     for seed in range(5):
         wet = room(x, random.Random(seed))
         assert not np.allclose(wet, x)
         assert _rms(wet) == pytest.approx(_rms(x), rel=1e-3)
-    noisy = Augmenter(AugmentConfig(prob=1.0, room_prob=0.0, tilt_prob=0.0, eq_prob=0.0, noise_prob=1.0, noise_snr_db=[20.0, 20.0],
-                                    gain_db=[0.0, 0.0]), SR)
+    noisy = _only("noise", noise_snr_db=[20.0, 20.0])
     for seed in range(5):
         snr = 20 * np.log10(_rms(x) / _rms(noisy(x, random.Random(seed)) - x))
         assert snr == pytest.approx(20.0, abs=0.5)
 
 
 def test_loud_crops_are_scaled_down_never_clipped():
-    aug = Augmenter(AugmentConfig(prob=1.0, room_prob=0.0, tilt_prob=0.0, eq_prob=1.0, eq_gain_db=12.0, noise_prob=0.0,
-                                  gain_db=[6.0, 6.0]), SR)
+    aug = _only("eq", eq_gain_db=12.0, gain_db=[6.0, 6.0])
     y = aug(_speechlike() * 12, random.Random(0))  # peak ~0.95 before a +6 dB gain
     assert np.abs(y).max() == pytest.approx(0.99, abs=1e-4)
 
