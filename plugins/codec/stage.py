@@ -105,7 +105,7 @@ class SoundStreamConfig(StageConfig):
     segment_seconds: float = 1.0
     val_segment_seconds: float = 4.0
     batches_per_epoch: Optional[int] = None
-    # microphone-like degradations (room, EQ, noise, level) of a share of the training crops; off by default
+    # microphone-like degradations (room, tilt, EQ, noise, level) of a share of the training crops; off by default
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # speed: torch.compile the encoder, decoder and discriminators in place (the quantizer, with its
     # data-dependent codebook updates, stays eager). For GPU training; streaming encode/decode is eager-only.
