@@ -138,18 +138,19 @@ def main() -> None:
     else:
         config = preset_config(args.preset, **OmegaConf.to_container(OmegaConf.from_dotlist(args.set)))
         stage = SoundStreamStage(config)
+    from soundstage.recipe_schema import DataConfig, TrainerConfig
+    from soundstage.stage import StageContext
+
+    data = DataConfig(sample_rate=config.sample_rate, corpus="speech", hours=args.hours, num_workers=args.workers)
     train, val = args.train_shards, args.val_shards
     if train is None:
         from soundstage.data.corpus import prepare_corpus
-        from soundstage.recipe_schema import DataConfig
 
-        train, val = prepare_corpus(DataConfig(sample_rate=config.sample_rate, corpus="speech", hours=args.hours))
-    from soundstage.data.audio_datamodule import AudioDataModule
-
-    dm = AudioDataModule(train, val, config.sample_rate, config.batch_size, stage._whole_frames(config.segment_seconds),
-                         batches_per_epoch=config.batches_per_epoch, seed=args.seed, num_workers=args.workers,
-                         val_segment_samples=stage._whole_frames(config.val_segment_seconds), hop_length=stage.hop_length,
-                         augment=config.augment)
+        train, val = prepare_corpus(data)
+    # the datamodule the pipeline would build for this stage (crops, hop alignment, augmentation)
+    ctx = StageContext(name="codec", stage_dir=out, run_dir=out, data=data, trainer=TrainerConfig(), seed=args.seed,
+                       train_shards=train, val_shards=val)
+    dm = stage.build_datamodule(ctx)
     start, updates = time.time(), None
     if not args.model:
         trainer = L.Trainer(accelerator=args.accelerator, devices=1, precision=args.precision,
