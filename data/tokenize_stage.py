@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from soundstage.checkpoint import write_json_atomic
+from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
@@ -42,6 +43,10 @@ class TokenizeConfig(StageConfig):
     max_seconds: Optional[float] = None  # cut longer utterances to bound memory (None: whole)
     shard_mb: int = 128  # target size of a token shard
     num_workers: Optional[int] = None  # loader workers (default: data.num_workers)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, at_least_one=("batch_size", "num_quantizers", "shard_mb"), positive=("max_seconds",),
+                     non_negative=("num_workers",))
 
 
 class _UtteranceDecode:

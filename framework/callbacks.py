@@ -20,7 +20,7 @@ class ResumeCheckpoint(L.Callback):
         self.path = Path(path)
 
     def _save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # a resume point: optimizer and loop state too
 
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if getattr(trainer, "received_sigterm", False):

@@ -108,6 +108,26 @@ def load_stage_file(path: str | Path, map_location: str = "cpu") -> tuple[str, d
     return meta["plugin"], meta["config"], state_dict
 
 
+def check_resume_checkpoint(path: str | Path, stage: str) -> None:
+    """Refuse, in one line, a resume checkpoint that is truncated or not a torch zip checkpoint.
+
+    Reads only the zip's central directory (at the end of the file), so a cut-off write is found
+    without loading the weights; the content itself is loaded later with ``weights_only=True``.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if not any(n.endswith("data.pkl") for n in names):
+            raise zipfile.BadZipFile("no data.pkl member")
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path}: cannot resume from this checkpoint (truncated or corrupt: {exc}); "
+            f"--restart {stage} trains the stage from scratch"
+        ) from exc
+
+
 def safe_torch_load(path: str | Path, map_location: str = "cpu") -> Any:
     """``torch.load`` restricted to tensors and plain containers (``weights_only=True``)."""
     try:

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", help="comma-separated subset of stages to run")
     p.add_argument("--restart", default="", help="comma-separated stages to forget and train again")
     p.add_argument("--run-dir", help="run directory (default: <run_root>/<recipe name>)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what each stage would do (train, resume, skip, or refused as stale) and change nothing")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("fit", help="train one stage of a recipe (its needs must be done)")
@@ -80,8 +82,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .recipe import load_recipe
 
     pipeline = PipelineRunner(load_recipe(args.recipe, args.overrides), args.run_dir)
+    if args.dry_run:
+        return _dry_run(pipeline, _split(args.stages) or None, _split(args.restart))
     results = pipeline.run(_split(args.stages) or None, restart=_split(args.restart))
     pipeline.log("summary: " + ", ".join(f"{r.name}={r.status}" for r in results) + f" (run dir: {pipeline.run_dir})")
+    return 0
+
+
+def _dry_run(pipeline, stages: list[str] | None, restart: list[str]) -> int:
+    """Print the plan; exit 2 (with the refusal a real run would give) when the run would not start."""
+    from .run_lock import lock_holder
+    from .run_plan import check_plan, format_plan
+
+    pipeline.run(stages, restart=restart, dry_run=True)
+    print(f"dry run: {pipeline.run_dir}")
+    print(format_plan(pipeline.statuses))
+    holder = lock_holder(pipeline.run_dir)
+    if holder:
+        print(f"note: the run directory is in use by PID {holder.get('pid', '?')} on {holder.get('host', '?')}")
+    check_plan(pipeline, pipeline.statuses)
     return 0
 
 
@@ -171,6 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    except OSError as exc:  # a full disk, a file-size limit, a read-only or vanished path
+        if args.debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+import math
+from typing import Any, Iterable, TypeVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -38,8 +39,48 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
         elif kind == "MissingMandatoryValue":
             msg = "missing required value"
         raise RecipeError(f"{_place(path, source)}: {msg}") from exc
-    except ValueError as exc:  # a __post_init__ range check
+    except RangeError as exc:  # a __post_init__ range check (of this config or of a nested one)
+        path = ".".join(p for p in (where, _path_to(config_class, exc.owner), exc.key) if p)
+        raise RecipeError(f"{_place(path, source)}: {exc.reason}") from exc
+    except ValueError as exc:  # a __post_init__ check of several keys
         raise RecipeError(f"{_place(where, source)}: {exc}") from exc
+
+
+class RangeError(ValueError):
+    """A config value outside its valid range; ``key`` is its path inside the config."""
+
+    def __init__(self, key: str, reason: str, owner: type | None = None) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason, self.owner = key, reason, owner
+
+
+def check_ranges(
+    config: Any,
+    prefix: str = "",
+    *,
+    at_least_one: Iterable[str] = (),
+    positive: Iterable[str] = (),
+    non_negative: Iterable[str] = (),
+    fraction: Iterable[str] = (),
+) -> None:
+    """Raise ``RangeError`` for the first field out of its range; ``None`` (an unset optional) passes.
+
+    ``at_least_one``: counts and sizes (>= 1); ``positive``: finite and > 0 (seconds, rates, learning
+    rates); ``non_negative``: finite and >= 0; ``fraction``: within [0, 1]. A list value is checked
+    element by element.
+    """
+    rules = (
+        (at_least_one, lambda v: v >= 1, "must be >= 1"),
+        (positive, lambda v: math.isfinite(v) and v > 0, "must be finite and > 0"),
+        (non_negative, lambda v: math.isfinite(v) and v >= 0, "must be finite and >= 0"),
+        (fraction, lambda v: 0 <= v <= 1, "must be within [0, 1]"),
+    )
+    for keys, ok, reason in rules:
+        for key in keys:
+            value = getattr(config, key)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(v is not None and not ok(v) for v in values):
+                raise RangeError(prefix + key, f"{reason}, got {value}", type(config))
 
 
 def config_to_dict(config: Any) -> dict:
@@ -62,6 +103,22 @@ def _dataclass_at(config_class: type, parts: list[str]) -> type | None:
         if typing.get_origin(current) is typing.Union:  # Optional[Dataclass]
             current = next((a for a in typing.get_args(current) if a is not type(None)), None)
     return current if dataclasses.is_dataclass(current) else None
+
+
+def _path_to(config_class: type, owner: type | None, depth: int = 3) -> str:
+    """The key path of the nested dataclass field of type ``owner`` ("" for the class itself)."""
+    import typing
+
+    if owner is None or owner is config_class or depth == 0 or not dataclasses.is_dataclass(config_class):
+        return ""
+    for name, hint in typing.get_type_hints(config_class).items():
+        if typing.get_origin(hint) is typing.Union:  # Optional[Dataclass]
+            hint = next((a for a in typing.get_args(hint) if a is not type(None)), None)
+        if hint is owner:
+            return name
+        if dataclasses.is_dataclass(hint) and (below := _path_to(hint, owner, depth - 1)):
+            return f"{name}.{below}"
+    return ""
 
 
 def _place(path: str, source: str | None) -> str:

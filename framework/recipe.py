@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import build_config, config_to_dict
+from .config import RangeError, build_config, check_ranges, config_to_dict
 from .dag import topological_order
 from .errors import RecipeError, SoundstageError
 from .recipe_schema import DataConfig, RecipeSchema
@@ -142,6 +142,7 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     source = str(path)
     tree = OmegaConf.merge(_load_tree(path), parse_overrides(overrides))
     schema: RecipeSchema = build_config(RecipeSchema, tree, source=source)
+    check_trainer(schema.trainer, "trainer", source)
     if not schema.stages:
         raise RecipeError(f"{source}: key 'stages': the recipe defines no stages")
 
@@ -160,6 +161,7 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         trainer = build_config(
             TrainerConfig, {**config_to_dict(schema.trainer), **trainer_overrides}, where=f"{where}.trainer", source=source
         )
+        check_trainer(trainer, f"{where}.trainer", source)
         if trainer.strategy.startswith("fsdp") and trainer.accelerator == "cpu":
             raise RecipeError(
                 f"{source}: key '{where}.trainer.strategy': fsdp needs accelerator gpu (Lightning's FSDP runs on "
@@ -170,6 +172,24 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     _check_sample_rates(plans, schema.data, source)
     return Recipe(schema.name, source, schema.description, schema.seed, schema.run_root, schema.data, schema.trainer,
                   plans, dict(schema.shared or {}))
+
+
+def check_trainer(trainer: TrainerConfig, where: str, source: str) -> None:
+    """Range checks of the trainer keys (here rather than in TrainerConfig, which only mirrors Lightning's)."""
+    try:
+        check_ranges(trainer, at_least_one=("num_nodes", "accumulate_grad_batches", "check_val_every_n_epoch",
+                                            "log_every_n_steps", "checkpoint_every_n_steps", "num_threads"),
+                     positive=("val_check_interval",),
+                     non_negative=("gradient_clip_val", "limit_val_batches", "ema_start_step"),
+                     fraction=("ema_decay",))
+        for key in ("max_steps", "max_epochs"):  # -1: no limit (Lightning's convention)
+            value = getattr(trainer, key)
+            if value is not None and value != -1 and value < 1:
+                raise RangeError(key, f"must be -1 (no limit) or >= 1, got {value}")
+        if trainer.num_sanity_val_steps < -1:
+            raise RangeError("num_sanity_val_steps", f"must be -1 (all) or >= 0, got {trainer.num_sanity_val_steps}")
+    except RangeError as exc:
+        raise RecipeError(f"{source}: key '{where}.{exc.key}': {exc.reason}") from exc
 
 
 def _check_streams(plans: dict[str, StagePlan], source: str) -> None:

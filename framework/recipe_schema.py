@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .config import RangeError, check_ranges
 from .trainer import TrainerConfig
 
 
@@ -27,6 +28,14 @@ class DataConfig:
     prefetch_factor: int = 2
     pin_memory: bool = False
     shuffle_buffer: int = 256
+    remote_timeout_s: float = 30.0  # http(s) shards: connect/read timeout; DNS failures and unreachable hosts fail at once
+    remote_retries: int = 3  # http(s) shards: retries of transient HTTP errors (408, 429, 5xx), with backoff
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("sample_rate", "hours", "remote_timeout_s"), at_least_one=("prefetch_factor",),
+                     non_negative=("num_workers", "shuffle_buffer", "remote_retries"))
+        if not 0 <= self.val_fraction < 1:
+            raise RangeError("val_fraction", f"must be within [0, 1), got {self.val_fraction}", type(self))
 
 
 @dataclass

@@ -2,15 +2,17 @@
 
 ``runs/<recipe>/<stage>/`` holds a stage's TensorBoard logs (``tb/``), Lightning checkpoints
 (``checkpoints/last.ckpt``), its exported model (``model.safetensors``), the resolved recipe
-and, once complete, ``done.json``. A done stage is skipped; an interrupted one resumes from
-``last.ckpt``; a done stage whose config changed is an error rather than a silent reuse.
+and, once complete, ``done.json`` with what it was made from (``fingerprint``). A done stage is
+skipped while nothing it was made from changed; an interrupted one resumes from ``last.ckpt``; a
+done stage that is stale is an error rather than a silent reuse (``run_plan`` decides, before
+anything runs). The run holds ``run.lock`` for its whole life, so two runs never share a directory.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,10 +21,14 @@ import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from .checkpoint import atomic_path, read_stage_metadata, write_json_atomic
+from .checkpoint import atomic_path, check_resume_checkpoint, read_stage_metadata, write_json_atomic
 from .config import config_to_dict
 from .errors import CheckpointError, PreemptedError, SoundstageError
+from .fingerprint import FINGERPRINT_VERSION, file_hashes, fingerprint, product_files, product_hash, stage_inputs
+from .memory import check_memory
 from .recipe import Recipe, StagePlan
+from .run_lock import RunDirLock
+from .run_plan import BUILDS, StageStatus, check_plan, plan_run
 from .stage import Stage, StageContext, StageRecord
 
 DONE_FILE = "done.json"
@@ -56,10 +62,17 @@ class PipelineRunner:
         self.run_dir = Path(run_dir) if run_dir else default_run_dir(recipe)
         self.log = log if is_global_zero() else (lambda _msg: None)
         self._shards: tuple[str | None, str | None] | None = None
+        self.statuses: dict[str, StageStatus] = {}  # the plan of the last run() call
 
     # --- public -----------------------------------------------------------------------------
-    def run(self, stages: Sequence[str] | None = None, restart: Sequence[str] = ()) -> list[StageResult]:
-        """Run ``stages`` (default: all) in order; stages they need must be done or selected too."""
+    def run(
+        self, stages: Sequence[str] | None = None, restart: Sequence[str] = (), dry_run: bool = False
+    ) -> list[StageResult]:
+        """Run ``stages`` (default: all) in order; stages they need must be done or selected too.
+
+        Nothing runs when a done stage that is used is stale (see ``run_plan``); the error lists them.
+        With ``dry_run`` only the plan is made (``self.statuses``) and nothing is written.
+        """
         plans = self.recipe.stages
         for name in list(stages or []) + list(restart):
             if name not in plans:
@@ -70,22 +83,20 @@ class PipelineRunner:
                 "--restart cannot be used in a multi-process launch (other ranks could read the stage before it is "
                 f"removed); delete {self.run_dir}/<stage> first, or use --restart in a single-process command"
             )
-        if is_global_zero():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.run_dir / "recipe.yaml") as tmp:
-                tmp.write_text(self.recipe.to_yaml())
-            for name in restart:
-                self._restart(name)
-        results = []
-        for name in selected:
-            missing = [d for d in plans[name].needs if d not in selected and not self.is_done(d)]
-            if missing:
-                raise SoundstageError(
-                    f"stage {name!r} needs {missing}, which are not done in {self.run_dir}; "
-                    f"run them first or add them to --stages"
-                )
-            results.append(self._run_stage(plans[name]))
-        return results
+        self.statuses = plan_run(self, selected, restart)
+        if dry_run:
+            return []
+        check_plan(self, self.statuses)
+        check_memory(self.recipe, [n for n, s in self.statuses.items() if s.action in BUILDS])
+        with RunDirLock(self.run_dir) if is_global_zero() else nullcontext() as lock:
+            if lock is not None and lock.previous.get("pid"):
+                self.log(f"[run] lock of PID {lock.previous['pid']} (no longer running) taken over")
+            if is_global_zero():
+                with atomic_path(self.run_dir / "recipe.yaml") as tmp:
+                    tmp.write_text(self.recipe.to_yaml())
+                for name in restart:
+                    self._restart(name)
+            return [self._run_stage(plans[name]) for name in selected]
 
     def stage_dir(self, name: str) -> Path:
         return self.run_dir / name
@@ -96,10 +107,7 @@ class PipelineRunner:
     def record(self, name: str) -> StageRecord:
         """The done marker of a finished stage, as a StageRecord with absolute paths."""
         stage_dir = self.stage_dir(name)
-        try:
-            done = json.loads((stage_dir / DONE_FILE).read_text())
-        except (OSError, ValueError) as exc:
-            raise SoundstageError(f"{stage_dir / DONE_FILE}: cannot read done marker: {exc}") from exc
+        done = self.done_marker(name)
         ckpt = done.get("checkpoint")
         return StageRecord(
             name=name,
@@ -110,25 +118,37 @@ class PipelineRunner:
             outputs=_absolute_outputs(done.get("outputs", {}), stage_dir),
         )
 
-    # --- internals ----------------------------------------------------------------------------
-    def fingerprint(self, name: str) -> str:
-        """Hash of a stage's plugin, config, checkpoint and its needs' fingerprints."""
-        plan = self.recipe.stages[name]
-        payload = {
-            "plugin": plan.plugin,
-            "config": config_to_dict(plan.config),
-            "checkpoint": plan.checkpoint,
-            "needs": {d: self.fingerprint(d) for d in plan.needs},
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    def done_marker(self, name: str) -> dict[str, Any]:
+        """The parsed ``done.json`` of a finished stage."""
+        path = self.stage_dir(name) / DONE_FILE
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SoundstageError(f"{path}: cannot read done marker ({exc}); --restart {name} to train it again") from exc
 
+    def has_resume_point(self, name: str) -> bool:
+        return (self.stage_dir(name) / "checkpoints" / "last.ckpt").is_file()
+
+    def product(self, name: str) -> str:
+        """Hash of what the done stage ``name`` hands on: its fingerprint and its files' content."""
+        done = self.done_marker(name)
+        stage_dir = self.stage_dir(name)
+        files = product_files(stage_dir, done.get("checkpoint"), done.get("outputs", {}))
+        return product_hash(done.get("fingerprint", ""), file_hashes(files, done.get("product_files")), stage_dir)
+
+    def inputs(self, name: str) -> dict[str, Any]:
+        """What stage ``name`` is made from now (its needs must be done)."""
+        plan = self.recipe.stages[name]
+        return stage_inputs(self.recipe, plan, {d: self.product(d) for d in plan.needs})
+
+    # --- internals ----------------------------------------------------------------------------
     def _run_stage(self, plan: StagePlan) -> StageResult:
         stage_dir = self.stage_dir(plan.name)
-        fingerprint = self.fingerprint(plan.name)
-        if self.is_done(plan.name):
-            self._check_unchanged(plan, fingerprint)
+        status = self.statuses[plan.name]
+        if status.action not in BUILDS:
             self.log(f"[{plan.name}] done already ({stage_dir}); skipping")
             return StageResult(plan.name, "skipped")
+        inputs = self.inputs(plan.name)
         start = time.monotonic()
         L.seed_everything(self.recipe.seed, workers=True, verbose=False)
         if plan.trainer.num_threads:
@@ -149,7 +169,7 @@ class PipelineRunner:
                 self.log(f"[{plan.name}] running {plan.plugin}")
                 status, outputs, checkpoint = "ran", stage.run(ctx) or {}, None
         if is_global_zero():
-            self._write_done(plan, fingerprint, checkpoint, outputs)
+            self._write_done(plan, inputs, checkpoint, outputs)
         _barrier()
         seconds = time.monotonic() - start
         self.log(f"[{plan.name}] {status} in {seconds:.1f}s -> {stage_dir}")
@@ -158,16 +178,25 @@ class PipelineRunner:
     def _fit(self, plan: StagePlan, stage: Stage, ctx: StageContext) -> tuple[str, dict[str, Any], dict[str, Any]]:
         last = ctx.stage_dir / "checkpoints" / "last.ckpt"
         resume = last if last.is_file() else None
+        if resume:
+            check_resume_checkpoint(resume, plan.name)
         self.log(f"[{plan.name}] {'resuming from ' + str(resume) if resume else 'training'} ({plan.plugin})")
         stage.prepare(ctx)
         datamodule = stage.build_datamodule(ctx)
         trainer = ctx.make_trainer(monitor=plan.stage_class.monitor, module=stage)
         try:
-            trainer.fit(stage, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+            # weights_only: a resume checkpoint is never unpickled as code, whatever torch's default
+            trainer.fit(stage, datamodule=datamodule, ckpt_path=str(resume) if resume else None, weights_only=True)
         except SIGTERMException as exc:
             raise PreemptedError(
                 f"stage {plan.name!r} received SIGTERM at step {trainer.global_step}; saved {last}; "
                 f"run the same command again to resume"
+            ) from exc
+        except OSError as exc:  # a full disk or a file-size limit while writing a checkpoint or a log
+            raise SoundstageError(
+                f"stage {plan.name!r} stopped at step {trainer.global_step}: {exc.strerror or exc}"
+                + (f": {exc.filename}" if exc.filename else "")
+                + f"; the last complete checkpoint is kept; free space and run the same command again to resume"
             ) from exc
         if trainer.interrupted:
             raise SoundstageError(f"stage {plan.name!r} was interrupted at step {trainer.global_step}; re-run to resume")
@@ -233,30 +262,22 @@ class PipelineRunner:
         self.log(f"[{plan.name}] using existing model {path}")
         return path
 
-    def _check_unchanged(self, plan: StagePlan, fingerprint: str) -> None:
-        done = json.loads((self.stage_dir(plan.name) / DONE_FILE).read_text())
-        if done.get("fingerprint") == fingerprint:
-            return
-        old, new = done.get("config", {}), config_to_dict(plan.config)
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        why = f"config keys changed: {', '.join(changed)}" if changed else "an upstream stage or its checkpoint changed"
-        raise SoundstageError(
-            f"stage {plan.name!r} in {self.run_dir} was completed with a different setup ({why}); "
-            f"use another --run-dir, or --restart {plan.name} to train it again"
-        )
-
-    def _write_done(self, plan: StagePlan, fingerprint: str, checkpoint: Path | None, outputs: dict[str, Any]) -> None:
+    def _write_done(self, plan: StagePlan, inputs: dict[str, Any], checkpoint: Path | None, outputs: dict[str, Any]) -> None:
         stage_dir = self.stage_dir(plan.name)
         stage_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = _relative(checkpoint, stage_dir) if checkpoint else None
         write_json_atomic(
             stage_dir / DONE_FILE,
             {
                 "stage": plan.name,
                 "plugin": plan.plugin,
                 "produces": list(plan.stage_class.produces),
-                "checkpoint": _relative(checkpoint, stage_dir) if checkpoint else None,
+                "checkpoint": ckpt,
                 "outputs": outputs,
-                "fingerprint": fingerprint,
+                "fingerprint_version": FINGERPRINT_VERSION,
+                "fingerprint": fingerprint(inputs),
+                "inputs": inputs,
+                "product_files": file_hashes(product_files(stage_dir, ckpt, outputs)),
                 "config": config_to_dict(plan.config),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },

@@ -165,6 +165,15 @@ class Stage(L.LightningModule):
         """
         return {}
 
+    @classmethod
+    def memory_floor(cls, config: StageConfig) -> list[tuple[str, float, str]]:
+        """Lower bounds of the memory one training batch takes, from the config alone.
+
+        Returns ``(config key, bytes, what)`` rows, e.g. ``("batch_size", 4e12, "16 x 1.0 s of float32
+        audio")``; the runner refuses, before training, a stage whose floor exceeds the machine's memory.
+        """
+        return []
+
     def prepare(self, ctx: StageContext) -> None:
         """Called before training (e.g. to read sizes from upstream models); default: nothing."""
 

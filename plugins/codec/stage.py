@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from soundstage.config import check_ranges
 from soundstage.data.augment import AugmentConfig
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
@@ -113,6 +114,21 @@ class SoundStreamConfig(StageConfig):
     # logging
     log_audio_clips: int = 2  # validation clips written to TensorBoard (audio + mel images)
 
+    def __post_init__(self) -> None:  # a bad value fails when the recipe is read, not hours into training
+        check_ranges(
+            self,
+            at_least_one=("channels", "decoder_channels", "strides", "latent_dim", "dilations", "kernel_size",
+                          "num_quantizers", "codebook_size", "stft_disc_ffts", "stft_disc_channels",
+                          "wave_disc_channels", "disc_max_channels", "mel_ffts", "mel_bins",
+                          "accumulate_grad_batches", "batch_size", "batches_per_epoch"),
+            positive=("sample_rate", "segment_seconds", "val_segment_seconds", "lr", "disc_lr", "gen_grad_clip",
+                      "disc_grad_clip"),
+            non_negative=("kmeans_iters", "dead_code_hits", "commitment_weight", "mel_weight", "stft_weight",
+                          "waveform_weight", "adversarial_weight", "feature_weight", "adversarial_start_step",
+                          "disc_warmup_steps", "lr_warmup_steps", "wave_disc_scales", "log_audio_clips"),
+            fraction=("ema_decay", "quantizer_dropout", "lr_decay", "betas"),
+        )
+
 
 @register_stage("soundstream")
 class SoundStreamStage(Stage):
@@ -200,6 +216,12 @@ class SoundStreamStage(Stage):
         return streaming(self.codec)
 
     # --- pipeline hooks ---------------------------------------------------------------------------
+    @classmethod
+    def memory_floor(cls, config: SoundStreamConfig) -> list[tuple[str, float, str]]:
+        samples = config.batch_size * config.segment_seconds * config.sample_rate
+        what = f"{config.batch_size} x {config.segment_seconds} s at {config.sample_rate} Hz: waveform + first conv layer"
+        return [("batch_size", samples * 4 * (1 + config.channels), what)]
+
     def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
         from soundstage.data.audio_datamodule import AudioDataModule
 

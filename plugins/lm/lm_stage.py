@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.stage import Stage, StageConfig, StageContext
 
@@ -31,6 +32,10 @@ class OptimConfig:
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("lr",), non_negative=("weight_decay", "warmup_steps"),
+                     fraction=("beta1", "beta2", "min_lr_ratio"))
+
 
 @dataclass
 class LMConfig(StageConfig):
@@ -45,6 +50,10 @@ class LMConfig(StageConfig):
     # Acoustic stages log this many seconds of generated audio to TensorBoard at each validation
     # when a codec is among the stage's needs (0 = off).
     preview_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_ranges(self, at_least_one=("batch_size", "batches_per_epoch"), positive=("window_seconds",),
+                     non_negative=("preview_seconds",))
 
 
 class LMStage(Stage):
@@ -117,6 +126,16 @@ class LMStage(Stage):
         makes_codes = type(self).preview_codes is not LMStage.preview_codes
         if makes_codes and self.config.preview_seconds > 0 and any("acoustic" in r.produces for r in ctx.upstream.values()):
             self.set_preview_codec(ctx.load_upstream("acoustic"))
+
+    @classmethod
+    def memory_floor(cls, config: LMConfig) -> list[tuple[str, float, str]]:
+        # Each layer's residual stream is kept for the backward pass; a window holds at least one
+        # stream's tokens (the fastest one), and never more than block_size of them.
+        rate = max(getattr(config, k, 0.0) for k in ("semantic_rate", "acoustic_rate"))
+        tokens = max(1, min(config.model.block_size, int(config.window_seconds * rate)))
+        m = config.model
+        what = f"{config.batch_size} x {tokens} tokens x {m.d_model} dims x {m.n_layer} layers of float32 activations"
+        return [("batch_size", 4.0 * config.batch_size * tokens * m.d_model * m.n_layer, what)]
 
     def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
         from soundstage.data.token_datamodule import TokenDataModule

@@ -7,6 +7,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from soundstage.config import check_ranges
+
 from .transformer import Transformer
 
 
@@ -17,6 +19,9 @@ class SamplingConfig:
     temperature: float = 1.0
     top_k: int = 0  # keep the k most likely tokens; 0 = off
     top_p: float = 1.0  # keep the smallest set whose probability reaches top_p; 1.0 = off
+
+    def __post_init__(self) -> None:
+        check_ranges(self, non_negative=("temperature", "top_k"), fraction=("top_p",))
 
 
 def sample(

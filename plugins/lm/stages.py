@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import StageContext
@@ -30,6 +31,10 @@ class SemanticLMConfig(LMConfig):
     dedup: bool = False  # drop consecutive duplicate ids (generated "seconds" then become approximate)
     window_seconds: float = 30.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, at_least_one=("semantic_vocab_size",), positive=("semantic_rate",))
+
 
 @dataclass
 class CoarseLMConfig(LMConfig):
@@ -43,6 +48,11 @@ class CoarseLMConfig(LMConfig):
     acoustic_rate: float = 50.0  # codec frames per second
     window_seconds: float = 10.0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_coarse_quantizers"),
+                     positive=("semantic_rate", "acoustic_rate"))
+
 
 @dataclass
 class FineLMConfig(LMConfig):
@@ -54,6 +64,11 @@ class FineLMConfig(LMConfig):
     num_quantizers: int = 12
     acoustic_rate: float = 50.0
     window_seconds: float = 3.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, at_least_one=("codebook_size", "num_coarse_quantizers", "num_quantizers"),
+                     positive=("acoustic_rate",))
 
 
 def _device(stage: LMStage) -> torch.device:

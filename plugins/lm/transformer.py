@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from soundstage.config import check_ranges
+
 from .kv_cache import KVCache
 
 
@@ -36,6 +38,11 @@ class TransformerConfig:
     tie_weights: bool = True  # output projection shares the token embedding
     activation_checkpointing: bool = False  # recompute blocks in backward to save memory
     compile: bool = False  # torch.compile the model in place when the stage is built (for training)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, at_least_one=("d_model", "n_layer", "n_head", "block_size", "rel_num_buckets",
+                                         "rel_max_distance"),
+                     positive=("ff_mult", "rope_base"), fraction=("dropout",))
 
 
 def make_norm(config: TransformerConfig) -> nn.Module:

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from soundstage.config import check_ranges
+
 
 @dataclass
 class HubertConfig:
@@ -36,6 +38,11 @@ class HubertConfig:
     pos_conv_kernel: int = 128
     pos_conv_groups: int = 16
     num_targets: int = 0  # k-means vocabulary predicted by the head; 0: no head (feature model only)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, at_least_one=("n_mels", "conv_dim", "conv_kernels", "conv_strides", "dim", "depth", "heads",
+                                         "pos_conv_kernel", "pos_conv_groups"),
+                     positive=("sample_rate", "mlp_ratio"), non_negative=("num_targets",), fraction=("dropout",))
 
 
 class ConvFeatureExtractor(nn.Module):

@@ -13,11 +13,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageContext
 
-from .datamodule import SemanticDataConfig, SemanticDataModule
+from .datamodule import SemanticDataConfig, SemanticDataModule, audio_batch_floor
 from .hubert_model import Hubert, HubertConfig, span_mask
 
 
@@ -32,6 +33,11 @@ class HubertStageConfig(SemanticDataConfig):
     weight_decay: float = 0.01
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     warmup_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, at_least_one=("mask_span",), positive=("lr",), non_negative=("weight_decay", "warmup_steps"),
+                     fraction=("mask_start_prob", "betas"))
 
 
 def masked_prediction_loss(
@@ -152,6 +158,10 @@ class HubertStage(Stage):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    @classmethod
+    def memory_floor(cls, config: HubertStageConfig) -> list[tuple[str, float, str]]:
+        return audio_batch_floor(config, config.model.sample_rate)
 
     def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
         c = self.config

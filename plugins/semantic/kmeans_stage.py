@@ -18,11 +18,12 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageContext
 
-from .datamodule import SemanticDataConfig, SemanticDataModule
+from .datamodule import SemanticDataConfig, SemanticDataModule, audio_batch_floor
 from .features import MelFeatures
 from .hubert_model import Hubert, HubertConfig
 from .kmeans import MiniBatchKMeans
@@ -71,6 +72,11 @@ class KMeansTokenizerConfig(SemanticDataConfig):
     normalize: bool = True  # standardise features with statistics of the seeding frames
     utterance_norm: str = "none"  # none | mean | meanvar: per-utterance (CMN / CMVN) normalisation first
     init_batches: int = 8  # batches gathered for k-means++ seeding (needs >= vocab_size frames)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, at_least_one=("vocab_size", "n_mels", "n_mfcc", "init_batches"),
+                     positive=("sample_rate", "frame_rate", "win_ms"), non_negative=("layer",))
 
 
 @register_stage("kmeans_tokenizer")
@@ -313,6 +319,10 @@ class KMeansTokenizerStage(Stage):
         for name in ("pnmi", "phone_purity", "cluster_purity"):
             self.log(f"val/{name}", metrics[name])
         self._phones = None
+
+    @classmethod
+    def memory_floor(cls, config: KMeansTokenizerConfig) -> list[tuple[str, float, str]]:
+        return audio_batch_floor(config, config.sample_rate)
 
     def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
         c = self.config

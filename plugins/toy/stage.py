@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from soundstage.config import check_ranges
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
 
@@ -29,6 +30,10 @@ class ToyRegressorConfig(StageConfig):
     lr: float = 3e-3
     init_from_upstream: bool = False  # start from the weights of a needed toy_regressor stage
     step_delay_s: float = 0.0  # sleep per step (lets tests interrupt a run mid-stage)
+
+    def __post_init__(self) -> None:
+        check_ranges(self, at_least_one=("hidden", "num_samples", "batch_size"), positive=("lr",),
+                     non_negative=("step_delay_s",))
 
 
 @register_stage("toy_regressor")

@@ -39,7 +39,7 @@ def test_changed_config_of_done_stage_is_an_error_then_restart(tmp_path):
     run_dir = tmp_path / "run"
     PipelineRunner(load_recipe("toy", QUIET), run_dir, log=lambda m: None).run(["first"])
     changed = load_recipe("toy", QUIET + ["stages.first.config.frequency=3.0"])
-    with pytest.raises(SoundstageError, match=r"'first'.*config keys changed: frequency.*--restart first"):
+    with pytest.raises(SoundstageError, match=r"stale: first \(config keys changed: frequency\); retrain them with --restart first"):
         PipelineRunner(changed, run_dir, log=lambda m: None).run(["first"])
     results = PipelineRunner(changed, run_dir, log=lambda m: None).run(["first"], restart=["first"])
     assert results[0].status == "trained"
