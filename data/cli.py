@@ -13,6 +13,10 @@ from pathlib import Path
 from soundstage.errors import SoundstageError
 
 
+#: Sample members that carry data (audio, or precomputed tokens).
+PAYLOAD_MEMBERS = {"flac", "wav", "mp3", "ogg", "opus", "semantic.npy", "acoustic.npy"}
+
+
 def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``data shard | speech | music | info`` to the main CLI's subparsers."""
     data = subparsers.add_parser("data", help="make and inspect WebDataset audio shards")
@@ -54,17 +58,19 @@ def cmd_shard(args: argparse.Namespace) -> int:
     """Handler of ``data shard``."""
     from .ingest import ShardJobConfig, format_report, shard_audio
 
-    cfg = ShardJobConfig(
-        sample_rate=args.sample_rate, shard_bytes=args.shard_mb * 1e6, min_seconds=args.min_seconds,
-        max_channels=args.max_channels, segment_seconds=args.segment_seconds, num_workers=args.workers,
-        prefix=args.prefix,
-    )
     try:
+        cfg = ShardJobConfig(
+            sample_rate=args.sample_rate, shard_bytes=args.shard_mb * 1e6, min_seconds=args.min_seconds,
+            max_channels=args.max_channels, segment_seconds=args.segment_seconds, num_workers=args.workers,
+            prefix=args.prefix,
+        )
         index = shard_audio(args.input, args.out, cfg)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SoundstageError(str(exc)) from exc
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        raise SoundstageError(f"data shard: {exc}") from exc
     print(format_report(index))
     print(f"index: {Path(args.out) / 'index.json'}")
+    if index["num_samples"] == 0:
+        raise SoundstageError(f"data shard: no sample was written ({len(index['skipped'])} inputs skipped, listed above)")
     return 0
 
 
@@ -74,10 +80,21 @@ def _print_corpus(out: str, indexes: dict) -> None:
               f"{Path(out) / split / index['pattern']}")
 
 
+def _check_corpus_args(args: argparse.Namespace, check) -> None:
+    try:
+        check(args.hours, args.sample_rate, args.val_fraction)
+    except ValueError as exc:
+        raise SoundstageError(str(exc).replace("data.", "--").replace("_", "-")) from exc
+    if not args.shard_mb > 0:
+        raise SoundstageError(f"--shard-mb must be > 0, got {args.shard_mb}")
+
+
 def cmd_speech(args: argparse.Namespace) -> int:
     """Handler of ``data speech``."""
+    from .corpus import check_corpus_size
     from .speech_corpus import synthesize_speech
 
+    _check_corpus_args(args, check_corpus_size)
     _print_corpus(args.out, synthesize_speech(
         args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate, val_fraction=args.val_fraction,
         num_workers=args.workers, shard_bytes=args.shard_mb * 1e6,
@@ -87,8 +104,10 @@ def cmd_speech(args: argparse.Namespace) -> int:
 
 def cmd_music(args: argparse.Namespace) -> int:
     """Handler of ``data music``."""
+    from .corpus import check_corpus_size
     from .music_corpus import synthesize_music
 
+    _check_corpus_args(args, check_corpus_size)
     _print_corpus(args.out, synthesize_music(
         args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate, val_fraction=args.val_fraction,
         shard_bytes=args.shard_mb * 1e6,
@@ -154,7 +173,23 @@ def shard_summary(spec: str, scan: bool = False) -> dict:
     return summary
 
 
+def summary_problem(summary: dict) -> str | None:
+    """Why shards are not usable data (read errors, no samples, no audio or token member), or None."""
+    if summary.get("errors"):
+        return f"{summary['errors']} read error(s), e.g. {summary['first_errors'][0]}"
+    if not summary.get("samples"):
+        return "no samples"
+    members = summary.get("members")
+    if members is not None and not set(members) & PAYLOAD_MEMBERS:
+        return f"no audio or token member in any sample (members: {', '.join(sorted(members)) or 'none'})"
+    return None
+
+
 def cmd_info(args: argparse.Namespace) -> int:
-    """Handler of ``data info``: print the summary as JSON."""
-    print(json.dumps(shard_summary(args.shards, args.scan), indent=2))
+    """Handler of ``data info``: print the summary as JSON; exit non-zero when the shards are not usable."""
+    summary = shard_summary(args.shards, args.scan)
+    print(json.dumps(summary, indent=2))
+    problem = summary_problem(summary)
+    if problem:
+        raise SoundstageError(f"data info: {args.shards}: {problem}")
     return 0

@@ -10,11 +10,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from soundstage.errors import SoundstageError
 
 from .shard_writer import INDEX_FILE
 
@@ -29,6 +32,7 @@ def corpus_params(data_cfg: "DataConfig") -> dict[str, Any]:
     """The parameters that define a corpus (and its cache key)."""
     if data_cfg.corpus not in CORPORA:
         raise ValueError(f"data.corpus must be one of {CORPORA}, got {data_cfg.corpus!r}")
+    check_corpus_size(data_cfg.hours, data_cfg.sample_rate, data_cfg.val_fraction)
     return {
         "corpus": data_cfg.corpus,
         "hours": float(data_cfg.hours),
@@ -45,6 +49,16 @@ def corpus_dir(data_cfg: "DataConfig") -> Path:
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     name = f"{params['corpus']}-{params['sample_rate']}hz-{params['hours']:g}h-seed{params['seed']}-{digest}"
     return Path(os.path.expanduser(data_cfg.cache_dir)) / name
+
+
+def check_corpus_size(hours: float, sample_rate: int, val_fraction: float) -> None:
+    """Raise ``ValueError`` naming the key when a corpus cannot be made from these numbers."""
+    if not (math.isfinite(hours) and hours > 0):
+        raise ValueError(f"data.hours must be finite and > 0, got {hours}")
+    if not sample_rate > 0:
+        raise ValueError(f"data.sample_rate must be > 0, got {sample_rate}")
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"data.val_fraction must be within [0, 1), got {val_fraction}")
 
 
 def generate_corpus(out_dir: str | Path, params: dict[str, Any], progress: bool = True) -> dict[str, Any]:
@@ -68,6 +82,17 @@ def _patterns(root: Path) -> tuple[str, str]:
     return pats[0], pats[1]
 
 
+def _check_complete(root: Path, params: dict[str, Any]) -> None:
+    for split in ("train", "val"):
+        index_path = root / split / INDEX_FILE
+        samples = json.loads(index_path.read_text()).get("num_samples", 0) if index_path.is_file() else 0
+        if not samples:
+            raise SoundstageError(
+                f"the embedded {params['corpus']} corpus of data.hours={params['hours']:g} has no {split} samples; "
+                f"raise data.hours (or data.val_fraction for the val split)"
+            )
+
+
 def prepare_corpus(data_cfg: "DataConfig", progress: bool = True) -> tuple[str, str]:
     """Generate the embedded corpus once (cached) and return its (train, val) shard patterns."""
     final = corpus_dir(data_cfg)
@@ -82,6 +107,7 @@ def prepare_corpus(data_cfg: "DataConfig", progress: bool = True) -> tuple[str, 
                 tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
                 try:
                     generate_corpus(tmp, params, progress=progress)
+                    _check_complete(tmp, params)  # before it gets its final name: no half-built cache entry
                     (tmp / "corpus.json").write_text(json.dumps(params, indent=2) + "\n")
                     if final.exists():  # a leftover without corpus.json is incomplete
                         shutil.rmtree(final)

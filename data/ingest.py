@@ -8,20 +8,26 @@ completed shard.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import multiprocessing as mp
+import re
 from collections import deque
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+from anyascii import anyascii
 from tqdm import tqdm
+
+from soundstage.config import check_ranges
 
 from .audio_io import BadAudio, check_wave, encode_flac, read_audio
 from .shard_writer import AudioShardWriter, sanitize_key
 
+_SAFE_PART = re.compile(r"[A-Za-z0-9_\-]+")
 AUDIO_EXTENSIONS = {
     ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".rf64", ".wv",
 }
@@ -40,6 +46,10 @@ class ShardJobConfig:
     num_workers: int = 0  # 0: decode in this process
     prefix: str = "shard"
 
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("sample_rate", "shard_bytes", "segment_seconds"), non_negative=("min_seconds", "num_workers"),
+                     at_least_one=("max_per_shard", "max_channels"))
+
 
 @dataclass
 class InputItem:
@@ -51,9 +61,15 @@ class InputItem:
     speaker: str | None = None
 
 
-def list_inputs(source: str | Path) -> list[InputItem]:
-    """Audio files under a folder (recursive, sorted) or rows of a CSV / JSONL manifest."""
-    source = Path(source)
+def list_inputs(source: str | Path) -> tuple[list[InputItem], list[dict[str, str]]]:
+    """Audio files under a folder (recursive, sorted) or rows of a CSV / JSONL manifest.
+
+    Returns the items and the inputs that get no key (skip records). Paths are absolute, so a
+    relative and an absolute spelling of the same folder give the same shards.
+    """
+    source = Path(source).expanduser().resolve()
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such folder or manifest")
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
         rows = [{"path": str(p), "name": str(p.relative_to(source))} for p in files]
@@ -64,20 +80,37 @@ def list_inputs(source: str | Path) -> list[InputItem]:
         rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
     else:
         raise ValueError(f"{source}: expected a folder or a .csv/.tsv/.jsonl manifest")
-    items, seen = [], set()
+    items, unkeyed, seen = [], [], set()
     for row in rows:
         if "path" not in row:
             raise ValueError(f"{source}: manifest rows need a 'path' column/field")
         path = Path(row["path"])
         if not path.is_absolute():
             path = (source if source.is_dir() else source.parent) / path
-        name = row.get("name") or row.get("key") or row["path"]
-        key = sanitize_key(str(Path(name).with_suffix("")))
-        if key in seen:  # a.wav and a.flac side by side: keep both, told apart by extension
-            key = sanitize_key(str(name))
+        name = str(row.get("name") or row.get("key") or row["path"])
+        key = next((k for k in key_candidates(name) if k not in seen), None)
+        if key is None:
+            unkeyed.append({"source": str(path), "reason": "duplicate-key", "detail": f"{name!r} names another input"})
+            continue
         seen.add(key)
         items.append(InputItem(str(path), key, row.get("text") or None, row.get("speaker") or None))
-    return items
+    return items, unkeyed
+
+
+def key_candidates(name: str) -> list[str]:
+    """Sample keys for an input named ``name`` (a relative path), best first.
+
+    A name made of ASCII letters, digits, ``_`` and ``-`` keeps its path without the extension
+    (``speaker/a.wav`` -> ``speaker/a``); any other name (``日本.wav``, ``a b.wav``, ``../x.wav``) is
+    transliterated to ASCII and gets a short hash of the whole name, so keys stay readable, stable
+    and distinct. The later candidates tell apart names that differ only in their extension.
+    """
+    stem = str(PurePath(name).with_suffix("")) if PurePath(name).suffix else name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    readable = sanitize_key(anyascii(stem))
+    exact = all(_SAFE_PART.fullmatch(p) for p in re.split(r"[\\/]+", stem.strip("/")) if p != ".")
+    first = readable if exact else f"{readable}_{digest}"
+    return [first, sanitize_key(anyascii(name)), f"{readable}_{digest}"]
 
 
 def process_file(item: InputItem, cfg: ShardJobConfig) -> dict[str, Any]:
@@ -134,13 +167,16 @@ def _job(args: tuple[InputItem, ShardJobConfig]) -> dict[str, Any]:
 def shard_audio(source: str | Path, out_dir: str | Path, cfg: ShardJobConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Shard every audio file of ``source`` into ``out_dir``; returns the index (with ``skipped``)."""
     cfg = cfg or ShardJobConfig()
-    items = list_inputs(source)
-    if not items:
+    items, unkeyed = list_inputs(source)
+    if not items and not unkeyed:
         raise ValueError(f"{source}: no audio files found (extensions: {', '.join(sorted(AUDIO_EXTENSIONS))})")
     writer = AudioShardWriter(
-        out_dir, cfg.sample_rate, prefix=cfg.prefix, max_bytes=cfg.shard_bytes, max_count=cfg.max_per_shard,
-        extra_index={"source": str(source), "config": asdict(cfg)},
+        Path(out_dir).expanduser().resolve(), cfg.sample_rate, prefix=cfg.prefix, max_bytes=cfg.shard_bytes,
+        max_count=cfg.max_per_shard, extra_index={"source": str(Path(source).expanduser().resolve()), "config": asdict(cfg)},
     )
+    for bad in unkeyed:
+        if not writer.has_source(bad["source"]):
+            writer.skip(bad["source"], bad["reason"], bad["detail"])
     todo = [it for it in items if not writer.has_source(it.path)]
     executor = ProcessPoolExecutor(cfg.num_workers, mp_context=mp.get_context("spawn")) if cfg.num_workers > 0 else None
     try:
@@ -157,7 +193,7 @@ def shard_audio(source: str | Path, out_dir: str | Path, cfg: ShardJobConfig | N
         if executor is not None:
             executor.shutdown(cancel_futures=True)
     index = writer.close()
-    index["num_inputs"] = len(items)
+    index["num_inputs"] = len(items) + len(unkeyed)
     return index
 
 

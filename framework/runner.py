@@ -237,7 +237,10 @@ class PipelineRunner:
                 from soundstage.data.corpus import prepare_corpus
 
                 self.log(f"[data] preparing the embedded {data.corpus} corpus ({data.hours} h) in {data.cache_dir}")
-                self._shards = prepare_corpus(data)
+                try:
+                    self._shards = prepare_corpus(data)
+                except ValueError as exc:
+                    raise SoundstageError(str(exc)) from exc
         return self._shards
 
     def _adopt_checkpoint(self, plan: StagePlan) -> Path:

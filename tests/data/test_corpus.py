@@ -6,6 +6,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from soundstage.data.corpus import prepare_corpus
@@ -77,3 +78,12 @@ def test_prepare_corpus_generates_once(tmp_path):
     assert prepare_corpus(cfg, progress=False) == (train, val)
     assert hashlib.sha256(Path(train).read_bytes()).hexdigest() == digest
     assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 1  # no temp dir left
+
+
+def test_a_corpus_without_a_split_fails_clearly_and_leaves_no_cache_entry(tmp_path):
+    from soundstage.errors import SoundstageError
+
+    cfg = DataConfig(corpus="music", hours=0.003, sample_rate=8000, val_fraction=0.0, cache_dir=str(tmp_path))
+    with pytest.raises(SoundstageError, match=r"music corpus of data.hours=0.003 has no val samples; raise data.hours"):
+        prepare_corpus(cfg, progress=False)
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
