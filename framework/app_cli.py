@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+DEFAULT_MAX_SECONDS = 600.0
+PROGRESS_FROM_SECONDS = 10.0  # outputs at least this long show a progress bar per decoding pass
 
 
 def add_app_commands(sub: argparse._SubParsersAction) -> None:
@@ -14,6 +18,8 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--unconditional", action="store_true", help="generate without a prompt")
     mode.add_argument("--semantic", help=".npy file of semantic token ids [T] or [B, T] (acoustic generation)")
     p.add_argument("--seconds", type=float, default=4.0, help="seconds to generate (continuation / unconditional)")
+    p.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                   help="refuse a --seconds above this (generation time grows with the square of the length)")
     p.add_argument("--out", required=True, help="output WAV (several samples: out_00.wav, out_01.wav, ...)")
     p.add_argument("--batch", type=int, default=1, help="unconditional samples to draw")
     p.add_argument("--no-prompt-in-output", action="store_true", help="write only the continuation")
@@ -38,6 +44,32 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
     add_eval_command(sub)
 
 
+def check_generate_args(args: argparse.Namespace) -> None:
+    """One-line errors for lengths and counts ``generate`` cannot honour (before any model is loaded)."""
+    from .errors import SoundstageError
+
+    if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        raise SoundstageError(f"--max-seconds must be finite and > 0, got {args.max_seconds}")
+    if not args.semantic:
+        if not (math.isfinite(args.seconds) and args.seconds > 0):
+            raise SoundstageError(f"--seconds must be finite and > 0, got {args.seconds}")
+        if args.seconds > args.max_seconds:
+            raise SoundstageError(f"--seconds {args.seconds:g} is above --max-seconds {args.max_seconds:g}; "
+                                  f"raise --max-seconds to generate that much")
+    if args.batch < 1:
+        raise SoundstageError(f"--batch must be >= 1, got {args.batch}")
+
+
+def _check_length(pipe, seconds: float) -> None:
+    """At least one semantic token must be generated (its rate comes from the loaded model)."""
+    from .errors import SoundstageError
+
+    rate = float(pipe.models["semantic_lm"].config.semantic_rate)
+    if round(seconds * rate) < 1:
+        raise SoundstageError(f"--seconds {seconds:g} is shorter than one semantic token ({1 / rate:g} s at {rate:g} "
+                              f"tokens/s); ask for at least {1 / rate:g} s")
+
+
 def _sampling(args: argparse.Namespace) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for stage in ("semantic", "coarse", "fine"):
@@ -51,15 +83,26 @@ def _sampling(args: argparse.Namespace) -> dict[str, dict]:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from soundstage.plugins.lm.sampling import decoding_progress
+
+    from .inference import Pipeline
+
+    check_generate_args(args)
+    pipe = Pipeline.load(args.path, device=args.device, sampling=_sampling(args))
+    if not args.semantic:
+        _check_length(pipe, args.seconds)
+    with decoding_progress(args.semantic is not None or args.seconds >= PROGRESS_FROM_SECONDS):
+        waves = _generate(args, pipe)
+    _write(args, pipe, waves)
+    return 0
+
+
+def _generate(args: argparse.Namespace, pipe):
     import numpy as np
     import torch
 
-    from soundstage.data.audio_io import write_wav
-
     from .errors import SoundstageError
-    from .inference import Pipeline
 
-    pipe = Pipeline.load(args.path, device=args.device, sampling=_sampling(args))
     if args.prompt:
         from soundstage.data.audio_io import BadAudio, read_audio
 
@@ -67,23 +110,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             wave, sr, _ = read_audio(args.prompt)
         except BadAudio as exc:
             raise SoundstageError(f"{args.prompt}: cannot read prompt audio ({exc})") from exc
-        waves = pipe.continue_audio(wave, args.seconds, sample_rate=sr, include_prompt=not args.no_prompt_in_output,
-                                    seed=args.seed)
-    elif args.unconditional:
-        waves = pipe.generate(args.seconds, batch=args.batch, seed=args.seed)
-    else:
-        try:
-            ids = torch.from_numpy(np.load(args.semantic, allow_pickle=False)).long()
-        except (OSError, ValueError) as exc:
-            raise SoundstageError(f"{args.semantic}: cannot read semantic ids ({exc})") from exc
-        waves = pipe.from_semantic(ids, seed=args.seed)
+        return pipe.continue_audio(wave, args.seconds, sample_rate=sr, include_prompt=not args.no_prompt_in_output,
+                                   seed=args.seed)
+    if args.unconditional:
+        return pipe.generate(args.seconds, batch=args.batch, seed=args.seed)
+    try:
+        ids = torch.from_numpy(np.load(args.semantic, allow_pickle=False)).long()
+    except (OSError, ValueError) as exc:
+        raise SoundstageError(f"{args.semantic}: cannot read semantic ids ({exc})") from exc
+    return pipe.from_semantic(ids, seed=args.seed)
+
+
+def _write(args: argparse.Namespace, pipe, waves) -> None:
+    from soundstage.data.audio_io import write_wav
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     names = [out] if len(waves) == 1 else [out.with_name(f"{out.stem}_{i:02d}{out.suffix}") for i in range(len(waves))]
     for name, wave in zip(names, waves):
         write_wav(name, wave.float().cpu().numpy(), pipe.sample_rate)
         print(f"wrote {name} ({wave.shape[-1] / pipe.sample_rate:.2f}s at {pipe.sample_rate} Hz)")
-    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -23,6 +23,10 @@ EVAL_FILE = Path("eval") / "eval.json"
 def export_bundle(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write the bundle of ``run_dir`` into ``out_dir``; returns ``out_dir``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SoundstageError(f"{out_dir} exists and is not a directory; give a folder for the bundle")
+    if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() in out_dir.resolve().parents:
+        raise SoundstageError(f"{out_dir} is inside the run directory {run_dir}; give a folder outside it")
     roles = find_roles(run_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise SoundstageError(f"{out_dir} exists and is not empty (pass --overwrite to replace it)")

@@ -1,8 +1,10 @@
 """Batched next-token sampling (temperature, top-k, top-p) and the KV-cached decoding loop."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -49,6 +51,19 @@ def sample(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+_SHOW_PROGRESS: ContextVar[bool] = ContextVar("soundstage_decoding_progress", default=False)
+
+
+@contextmanager
+def decoding_progress(enabled: bool = True) -> Iterator[None]:
+    """Show a progress bar (stderr) for every ``decode`` pass inside the block (long generations)."""
+    token = _SHOW_PROGRESS.set(enabled)
+    try:
+        yield
+    finally:
+        _SHOW_PROGRESS.reset(token)
+
+
 @torch.inference_mode()
 def decode(
     model: Transformer,
@@ -75,7 +90,12 @@ def decode(
         cache = model.make_cache(B, Tp + n - 1)  # the last sampled token is never fed back
         logits = model(prompt, cache=cache, pos=0, last_only=True)[:, -1]  # [B, V]
         t, k, p = sampling.temperature, sampling.top_k, sampling.top_p
-        for i, (lo, hi) in enumerate(ranges):
+        steps = enumerate(ranges)
+        if _SHOW_PROGRESS.get():
+            from tqdm import tqdm
+
+            steps = tqdm(steps, total=n, unit="tok", desc="decoding", leave=False)
+        for i, (lo, hi) in steps:
             out[:, i] = sample(logits[:, lo:hi], t, k, p, generator) + lo
             if i + 1 < n:
                 logits = model(out[:, i : i + 1], cache=cache, pos=Tp + i)[:, -1]
