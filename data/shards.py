@@ -9,6 +9,7 @@ from pathlib import Path
 
 import braceexpand
 
+from . import remote  # noqa: F401  (webdataset opens http(s) shards with soundstage's bounded opener)
 from .shard_writer import INDEX_FILE
 
 REMOTE_PREFIXES = ("pipe:", "http://", "https://", "s3://", "gs://", "sftp://", "ftp://")

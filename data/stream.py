@@ -31,6 +31,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from soundstage.errors import SoundstageError
 
+from .remote import RemoteShardError
+
 log = logging.getLogger("soundstage.data")
 DEFAULT_BATCHES_PER_EPOCH = 1000  # remote shards with no index and no batches_per_epoch
 
@@ -67,7 +69,9 @@ class SkipCounter:
             self._value.value = 0
 
     def __call__(self, exn: Exception) -> bool:
-        """A webdataset handler: record the error and continue (returns True)."""
+        """A webdataset handler: record the error and continue (returns True); an unreachable URL is fatal."""
+        if isinstance(exn, RemoteShardError):
+            raise exn
         with self._value.get_lock():
             self._value.value += 1
             n = self._value.value
@@ -105,6 +109,8 @@ class ShardStream(IterableDataset):
         start_step: int = 0,
     ) -> None:
         super().__init__()
+        if batch_size < 1:  # a zero batch would never fill: the stream would spin forever
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.urls = list(urls) if train else sorted(urls)
         self.decode, self.collate = decode, collate
         self.batch_size = batch_size

@@ -83,6 +83,9 @@ class PipelineRunner:
                 "--restart cannot be used in a multi-process launch (other ranks could read the stage before it is "
                 f"removed); delete {self.run_dir}/<stage> first, or use --restart in a single-process command"
             )
+        from soundstage.data.remote import configure as configure_remote
+
+        configure_remote(self.recipe.data.remote_timeout_s, self.recipe.data.remote_retries)
         self.statuses = plan_run(self, selected, restart)
         if dry_run:
             return []
