@@ -117,9 +117,13 @@ class Pipeline:
         """Unconditional generation -> [batch, T]."""
         return self.generator.generate(seconds, batch=batch, generator=self._rng(seed))
 
-    def from_semantic(self, ids: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        """Acoustic generation from given semantic ids [B, Ts] -> [B, T]."""
-        return self.generator.from_semantic(ids.to(self._device), generator=self._rng(seed))
+    def from_semantic(self, ids: torch.Tensor, seed: int | None = None, prompt: torch.Tensor | None = None,
+                      sample_rate: int | None = None) -> torch.Tensor:
+        """Acoustic generation from given semantic ids [B, Ts] -> [B, T]; with ``prompt`` audio of the ids'
+        first seconds ([B, Tp], any rate), the acoustic tokens continue the prompt's."""
+        if prompt is not None:
+            prompt = torch.cat([self.prepare_prompt(p, sample_rate or self.sample_rate) for p in prompt.reshape(-1, prompt.shape[-1])])
+        return self.generator.from_semantic(ids.to(self._device), generator=self._rng(seed), prompt=prompt)
 
     def _rng(self, seed: int | None) -> torch.Generator | None:
         if seed is None:

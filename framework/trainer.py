@@ -17,6 +17,7 @@ class TrainerConfig:
     precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
     max_steps: int = -1
     max_epochs: Optional[int] = None
+    max_time: Optional[str] = None  # wall-clock budget "DD:HH:MM:SS"; training stops at whichever limit comes first
     accumulate_grad_batches: int = 1
     gradient_clip_val: Optional[float] = None
     val_check_interval: Optional[float] = None  # steps (int-valued) or fraction of an epoch
@@ -83,6 +84,7 @@ def build_trainer(
         precision=config.precision,
         max_steps=config.max_steps,
         max_epochs=config.max_epochs,
+        max_time=config.max_time,
         accumulate_grad_batches=config.accumulate_grad_batches,
         gradient_clip_val=config.gradient_clip_val,
         val_check_interval=_interval(config.val_check_interval),
@@ -114,3 +116,17 @@ def _interval(value: float | None) -> int | float | None:
     if value is None:
         return None
     return int(value) if float(value).is_integer() and value >= 1 else float(value)
+
+
+
+def time_progress(trainer: Any) -> float | None:
+    """Share of the ``max_time`` budget used so far in [0, 1], or None without a time budget
+    (lets a schedule anneal over a wall-clock budget as it does over ``max_steps``)."""
+    from lightning.pytorch.callbacks import Timer
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, Timer):
+            elapsed, remaining = callback.time_elapsed("train"), callback.time_remaining("train")
+            if remaining is not None and elapsed + remaining > 0:
+                return min(1.0, elapsed / (elapsed + remaining))
+    return None

@@ -5,13 +5,20 @@ import argparse
 
 
 def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``eval RUN_DIR [--num-prompts N] [--seconds S] [--prompt-seconds P] [--device D] [--seed N]``."""
-    p = subparsers.add_parser("eval", help="evaluate a finished run: codec, LM perplexities, PNMI, continuations")
+    """Add ``eval RUN_DIR [--num-clips N] [--prompt-seconds P] [--seconds S] ...``."""
+    p = subparsers.add_parser(
+        "eval", help="evaluate a finished run as AudioLM does: phone error rate, speaker similarity, perplexities, "
+                     "and which stage misses its target")
     p.add_argument("run_dir", help="run directory written by `soundstage run`")
-    p.add_argument("--num-prompts", type=int, default=4, help="prompts to continue (default 4)")
-    p.add_argument("--seconds", type=float, default=2.0, help="seconds generated per prompt (default 2)")
-    p.add_argument("--prompt-seconds", type=float, default=2.0, help="prompt length in seconds (default 2)")
-    p.add_argument("--num-utterances", type=int, default=16, help="held-out utterances for codec/phone figures")
+    p.add_argument("--num-clips", "--num-prompts", type=int, default=16, help="held-out clips in the table (default 16)")
+    p.add_argument("--prompt-seconds", type=float, default=3.0, help="acoustic / continuation prompt (default 3)")
+    p.add_argument("--seconds", type=float, default=3.0, help="seconds generated per continuation (default 3)")
+    p.add_argument("--num-utterances", type=int, default=16, help="held-out utterances for the codec's signal figures and PNMI")
+    p.add_argument("--recognizer-minutes", type=float, default=8.0,
+                   help="training budget of the phone recognizer (once per corpus, cached; default 8)")
+    p.add_argument("--speaker-minutes", type=float, default=5.0,
+                   help="training budget of the speaker model (once per corpus, cached; default 5)")
+    p.add_argument("--cache-dir", default="~/.cache/soundstage/eval_models", help="where the measuring models are cached")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_eval)
@@ -22,10 +29,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from .evaluate import EvalConfig, evaluate_run
+    from .phone_recognizer import PhoneRecognizerConfig
+    from .protocol import ProtocolConfig
+    from .speaker_embedding import SpeakerEmbeddingConfig
 
-    cfg = EvalConfig(num_prompts=args.num_prompts, seconds=args.seconds, prompt_seconds=args.prompt_seconds,
-                     num_utterances=args.num_utterances, device=args.device, seed=args.seed)
+    cfg = EvalConfig(
+        protocol=ProtocolConfig(num_clips=args.num_clips, prompt_seconds=args.prompt_seconds,
+                                continuation_seconds=args.seconds, seed=args.seed),
+        phones=PhoneRecognizerConfig(max_minutes=args.recognizer_minutes),
+        speaker=SpeakerEmbeddingConfig(max_minutes=args.speaker_minutes),
+        num_utterances=args.num_utterances, cache_dir=args.cache_dir, device=args.device, seed=args.seed)
     figures = evaluate_run(args.run_dir, cfg)
-    summary = {k: figures[k] for k in ("codec", "lm", "semantic_tokens", "voice_classifier", "continuation") if k in figures}
+    summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}
     print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -1,4 +1,10 @@
-"""``evaluate_run``: every figure of a finished run, written to ``RUN_DIR/eval/eval.json`` and ``report.html``."""
+"""``evaluate_run``: every figure of a finished run, written to ``RUN_DIR/eval/eval.json`` and ``report.html``.
+
+The figures follow AudioLM's protocol (``protocol.py``): content as phone error rate, voice as
+speaker similarity, plausibility as semantic-LM perplexity, each beside its floor and ceiling, and
+a diagnosis that names the stage that misses its target. The measuring models are trained on the
+run's training voices once per corpus and cached (``eval_models.py``).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -12,15 +18,20 @@ import torch
 from soundstage.checkpoint import write_json_atomic
 
 from .codec_eval import codec_metrics
-from .continuation_eval import MIN_PROMPT_SECONDS, Example, generate_examples, semantic_perplexity, voice_consistency
+from .curves import stage_curves
+from .diagnosis import diagnose
+from .eval_models import EvalModels, load_or_train
 from .lm_eval import lm_validation
 from .media import write_spectrogram, write_wav
+from .ngram_baseline import ngram_baselines
 from .phone_eval import semantic_phone_metrics
+from .phone_recognizer import PhoneRecognizerConfig
+from .plausibility import semantic_perplexity
+from .protocol import ROWS, Clip, ProtocolConfig, generate_rows, score_rows, select_clips
 from .report import write_report
 from .run_dir import LM_ROLES, RunDir
+from .speaker_embedding import SpeakerEmbeddingConfig
 from .utterances import Utterance, read_utterances
-from .voice_classifier import VoiceClassifierConfig
-from .voice_eval import split_voices, train_voice_classifier
 
 EVAL_DIR = "eval"
 
@@ -29,16 +40,16 @@ EVAL_DIR = "eval"
 class EvalConfig:
     """What ``soundstage eval`` measures and on how much data."""
 
-    num_prompts: int = 4  # prompts continued for the continuation figures
-    seconds: float = 2.0  # length of each continuation (and of the voice classifier's clips)
-    prompt_seconds: float = 2.0  # prompt length (shorter utterances give shorter prompts, >= 0.5 s)
-    num_utterances: int = 16  # held-out utterances for the codec and phone figures
-    max_seconds: float = 10.0  # each held-out utterance is cut to this
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    phones: PhoneRecognizerConfig = field(default_factory=PhoneRecognizerConfig)
+    speaker: SpeakerEmbeddingConfig = field(default_factory=SpeakerEmbeddingConfig)
+    num_utterances: int = 16  # held-out utterances for the codec's signal figures and PNMI
+    max_seconds: float = 10.0  # each of those is cut to this
     lm_batches: int = 50  # validation token batches per LM stage
     lm_batch_size: int = 8
-    max_train_utterances: int = 400  # training utterances read for the voice classifier
-    max_voices: int = 20
-    classifier: VoiceClassifierConfig = field(default_factory=VoiceClassifierConfig)
+    max_train_utterances: int = 4000  # training utterances the measuring models learn from
+    cache_dir: str = "~/.cache/soundstage/eval_models"
+    media_clips: int = 6  # clips with audio players and spectrograms in the report
     device: str = "cpu"
     seed: int = 0
 
@@ -50,92 +61,89 @@ def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Cal
     run = RunDir.open(run_dir, cfg.device)
     out_dir = run.path / EVAL_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, Any] = {"run_dir": str(run.path), "roles": dict(run.roles), "config": dataclasses.asdict(cfg), "notes": []}
-
+    figures: dict[str, Any] = {"run_dir": str(run.path), "recipe": run.recipe.get("name"),
+                               "description": run.recipe.get("description"), "roles": dict(run.roles),
+                               "config": dataclasses.asdict(cfg), "notes": []}
     codec = run.model("codec")
     sr = int(codec.sample_rate)
     train_shards, val_shards = run.audio_shards()
     if not val_shards:
-        figures["notes"].append("no validation audio shards: codec and phone figures use training audio")
-    held_out = read_utterances(val_shards or train_shards, sr, cfg.num_utterances)
-    held_out = [Utterance(u.key, u.wave[: int(cfg.max_seconds * sr)], u.meta) for u in held_out]
+        figures["notes"].append("no validation audio shards: every figure uses training audio")
+    held_out = read_utterances(val_shards or train_shards, sr)
+    first = [Utterance(u.key, u.wave[: int(cfg.max_seconds * sr)], u.meta) for u in held_out[: cfg.num_utterances]]
 
-    log(f"[eval] codec on {len(held_out)} held-out utterances")
-    figures["codec"] = codec_metrics(codec, held_out, cfg.max_seconds)
-    figures["lm"] = {}
-    for role in LM_ROLES:
-        val_tokens = run.val_tokens(role)
-        log(f"[eval] {role} validation perplexity")
-        if not val_tokens:
-            figures["lm"][role] = {"stage": run.roles[role], "skipped": "no validation token shards"}
-            continue
-        stats = lm_validation(run.model(role), val_tokens, cfg.lm_batch_size, cfg.lm_batches)
-        figures["lm"][role] = {"stage": run.roles[role], **stats}
+    log(f"[eval] codec on {len(first)} held-out utterances")
+    figures["codec"] = codec_metrics(codec, first, cfg.max_seconds)
+    figures["lm"] = _lm_figures(run, cfg, log)
     log("[eval] semantic tokens vs. phonemes")
-    tokenizer = run.model("semantic_tokenizer")
-    figures["semantic_tokens"] = semantic_phone_metrics(tokenizer, held_out, cfg.max_seconds)
+    figures["semantic_tokens"] = semantic_phone_metrics(run.model("semantic_tokenizer"), first, cfg.max_seconds)
 
-    examples = _continuations(run, cfg, train_shards, held_out, figures, log)
-    media = _write_media(out_dir, examples, sr)
+    models = load_or_train(train_shards, sr, cfg.phones, cfg.speaker, cfg.cache_dir, cfg.max_train_utterances, log)
+    figures["measuring_models"] = models.facts
+    clips = select_clips(held_out, sr, cfg.protocol)
+    if clips:
+        _protocol(run, cfg, clips, models, figures, log)
+    else:
+        figures["notes"].append(
+            f"no held-out utterance with voice, phonemes and at least {cfg.protocol.prompt_seconds + cfg.protocol.min_generated_seconds} s: "
+            "the protocol table is empty")
+    figures["diagnosis"] = diagnose(figures)
+    curves = stage_curves(run.path, list(run.recipe.get("stages", {})))
+    media = _write_media(out_dir, clips[: cfg.media_clips], sr)
     write_json_atomic(out_dir / "eval.json", _finite(figures))
-    write_report(out_dir / "report.html", figures, media)
+    write_report(out_dir / "report.html", _finite(figures), media, curves)
     log(f"[eval] wrote {out_dir / 'eval.json'} and {out_dir / 'report.html'}")
     return figures
 
 
-def _continuations(run: RunDir, cfg: EvalConfig, train_shards: str | None, held_out: list[Utterance],
-                   figures: dict[str, Any], log: Callable[[str], None]) -> list[Example]:
+def _lm_figures(run: RunDir, cfg: EvalConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    """Each LM stage's validation loss / perplexity; the semantic LM's next to unigram and bigram baselines."""
+    out: dict[str, Any] = {}
+    for role in LM_ROLES:
+        val_tokens = run.val_tokens(role)
+        log(f"[eval] {role} validation perplexity")
+        if not val_tokens:
+            out[role] = {"stage": run.roles[role], "skipped": "no validation token shards"}
+            continue
+        out[role] = {"stage": run.roles[role], **lm_validation(run.model(role), val_tokens, cfg.lm_batch_size, cfg.lm_batches)}
+        train_tokens = run.train_tokens(role)
+        if role == "semantic_lm" and train_tokens:
+            out[role]["baselines"] = ngram_baselines(run.model(role), train_tokens, val_tokens, cfg.lm_batch_size,
+                                                     max_val_batches=cfg.lm_batches)
+    return out
+
+
+def _protocol(run: RunDir, cfg: EvalConfig, clips: list[Clip], models: EvalModels, figures: dict[str, Any],
+              log: Callable[[str], None]) -> None:
     from soundstage.inference import ROLES, Pipeline
 
-    sr = int(run.model("codec").sample_rate)
-    long_enough = 2 * MIN_PROMPT_SECONDS * sr
-    train = [u for u in read_utterances(train_shards, sr, cfg.max_train_utterances) if len(u.wave) >= long_enough] if train_shards else []
-    split = split_voices(train, cfg.max_voices)
-    classifier = None
-    if len(split.voices) >= 2:
-        log(f"[eval] voice classifier on {len(split.voices)} training voices")
-        classifier, figures["voice_classifier"] = train_voice_classifier(split, sr, cfg.seconds, cfg.classifier)
-        # round robin over voices so the prompts cover as many voices as possible
-        queues = [list(split.held_out[v]) for v in split.voices]
-        prompts = []
-        while len(prompts) < cfg.num_prompts and any(queues):
-            for v, q in zip(split.voices, queues):
-                if q and len(prompts) < cfg.num_prompts:
-                    prompts.append((q.pop(0), v))
-        figures["notes"].append(
-            "voice figures: validation voices are held out of training, so the voice classifier is trained and "
-            "tested on a split of the TRAINING voices' utterances; prompts are those voices' utterances the "
-            "classifier never saw (the LMs did see them in training)"
-        )
-    else:
-        figures["voice_classifier"] = {"skipped": "fewer than two training voices with two or more utterances"}
-        prompts = [(u, u.voice) for u in held_out if len(u.wave) >= long_enough][: cfg.num_prompts]
-
-    log(f"[eval] continuing {len(prompts)} prompts by {cfg.seconds} s")
     pipeline = Pipeline({role: run.model(role) for role in ROLES})
-    examples = generate_examples(pipeline, prompts, cfg.prompt_seconds, cfg.seconds, cfg.seed)
-    cont: dict[str, Any] = {"prompts": len(examples), "seconds": cfg.seconds, "prompt_seconds": cfg.prompt_seconds}
-    if classifier is not None:
-        cont["voice"] = voice_consistency(classifier, examples)
-    else:
-        cont["voice"] = {"skipped": figures["voice_classifier"]["skipped"]}
-    cont["semantic"] = semantic_perplexity(run.model("semantic_tokenizer"), run.model("semantic_lm"), examples)
-    figures["continuation"] = cont
-    return examples
+    sr = pipeline.sample_rate
+    generate_rows(pipeline, clips, cfg.protocol, log)
+    log("[eval] scoring: phone error rates and speaker similarities")
+    figures["protocol"] = score_rows(clips, sr, cfg.protocol, models.phones, models.speaker)
+    if models.phones is None:
+        figures["notes"].append("no phoneme timings in the training audio: no phone recognizer, no PER")
+    if models.speaker is None:
+        figures["notes"].append("fewer than two voices in the training audio: no speaker model, no voice figures")
+    prompt_n = int(cfg.protocol.prompt_seconds * sr)
+    figures["protocol"]["semantic_plausibility"] = semantic_perplexity(
+        run.model("semantic_tokenizer"), run.model("semantic_lm"),
+        [c.outputs["continuation"] for c in clips], [c.wave[prompt_n:] for c in clips])
 
 
-def _write_media(out_dir: Path, examples: list[Example], sample_rate: int) -> list[dict[str, Any]]:
-    """WAVs and a spectrogram per example; returns the report's example entries (relative file names)."""
+def _write_media(out_dir: Path, clips: list[Clip], sample_rate: int) -> list[dict[str, Any]]:
+    """Per clip: a WAV of every row and one spectrogram of them all (top to bottom in ``ROWS`` order)."""
     entries = []
-    for i, e in enumerate(examples):
-        names = {"prompt_wav": f"prompt_{i:02d}.wav", "continuation_wav": f"continuation_{i:02d}.wav",
-                 "real_wav": f"real_{i:02d}.wav", "spectrogram": f"spectrogram_{i:02d}.png"}
-        write_wav(out_dir / names["prompt_wav"], e.prompt, sample_rate)
-        write_wav(out_dir / names["continuation_wav"], e.continuation, sample_rate)
-        write_wav(out_dir / names["real_wav"], e.real, sample_rate)
-        write_spectrogram(out_dir / names["spectrogram"], [e.prompt, e.continuation, e.real], sample_rate)
-        entries.append({"key": e.key, "voice": e.voice, "predicted_voice": e.predicted_voice,
-                        "real_predicted_voice": e.real_predicted_voice, **names})
+    for i, c in enumerate(clips):
+        if not c.outputs:
+            continue
+        files = {row: f"clip{i:02d}_{row}.wav" for row in ROWS}
+        for row, name in files.items():
+            write_wav(out_dir / name, c.outputs[row], sample_rate)
+        image = f"clip{i:02d}_spectrogram.png"
+        write_spectrogram(out_dir / image, [c.outputs[row] for row in ROWS], sample_rate)
+        entries.append({"key": c.key, "voice": c.voice, "wavs": files, "spectrogram": image})
     return entries
 
 

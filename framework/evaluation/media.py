@@ -30,10 +30,13 @@ def write_png(path: Path, rgb: np.ndarray) -> Path:
     return path
 
 
-def write_spectrogram(path: Path, waves: list[np.ndarray], sample_rate: int) -> Path:
-    """Log-mel panels of ``waves`` stacked top to bottom on one dB scale (see codec ``viz.mel_image``)."""
+def write_spectrogram(path: Path, waves: list[np.ndarray], sample_rate: int, min_width: int = 1000) -> Path:
+    """Log-mel panels of ``waves`` stacked top to bottom on one dB scale (see codec ``viz.mel_image``),
+    at least ``min_width`` pixels wide (time columns repeated; each mel bin two pixels high)."""
     from soundstage.plugins.codec.viz import mel_image
 
     n_fft = 1024 if sample_rate >= 16000 else 512
-    image = mel_image([torch.from_numpy(np.asarray(w, dtype=np.float32)) for w in waves], sample_rate, n_fft=n_fft, n_mels=64)
+    image = mel_image([torch.from_numpy(np.asarray(w, dtype=np.float32)) for w in waves], sample_rate, n_fft=n_fft, n_mels=80)
+    widen = max(1, -(-min_width // image.shape[1]))  # ceil
+    image = image.repeat_interleave(widen, dim=1).repeat_interleave(2, dim=0)
     return write_png(path, image.numpy())

@@ -1,5 +1,6 @@
-"""``report.html``: the figures of ``eval.json`` as tables, then each prompt with its continuation
-(audio players and spectrograms; media files sit beside the report and are linked relatively)."""
+"""``report.html``: the diagnosis, AudioLM's table with its floors and ceilings, the other figures,
+every stage's training curves (inline SVG) and the clips (audio players, wide spectrograms).
+Media files sit beside the report and are linked relatively."""
 from __future__ import annotations
 
 import html
@@ -7,23 +8,35 @@ import math
 from pathlib import Path
 from typing import Any
 
-STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+from .curves import svg_chart
+from .protocol import ROWS
+
+STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#f3f3f3}td.num{text-align:right;font-family:monospace}.note{color:#666;font-size:90%}
-img{width:100%;max-width:900px;height:240px;image-rendering:pixelated}"""
+.pass{color:#176a1d;font-weight:bold}.fail{color:#b00020;font-weight:bold}.na{color:#888}
+img.spec{width:100%;min-width:800px;height:auto;image-rendering:pixelated}audio{width:190px}"""
 
-SECTIONS = (
-    ("codec", "Codec reconstruction (held-out audio)"),
+ROW_TITLES = {
+    "original": "original audio (floor for PER, ceiling for voice)",
+    "codec": "codec reconstruction",
+    "resynthesis": "resynthesis from the semantic tokens, no acoustic prompt",
+    "resynthesis_prompted": "resynthesis with the 3 s acoustic prompt (generated part)",
+    "continuation": "continuation of the prompt (generated part)",
+}
+OTHER_SECTIONS = (
     ("lm", "LM validation (token shards)"),
+    ("codec", "Codec signal figures (held-out audio)"),
     ("semantic_tokens", "Semantic tokens vs. phonemes"),
-    ("voice_classifier", "Voice classifier (training voices, held-out utterances)"),
-    ("continuation", "Continuations"),
+    ("measuring_models", "Measuring models (trained on the training voices, cached per corpus)"),
 )
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
+        return "nan" if math.isnan(value) else f"{value:.3g}"
     return html.escape(str(value))
 
 
@@ -38,42 +51,82 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 
 def _table(d: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(v)}</td></tr>" for k, v in _flatten(d)
-    )
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(v)}</td></tr>" for k, v in _flatten(d))
     return f"<table><tr><th>figure</th><th>value</th></tr>{rows}</table>"
 
 
-def _example(ex: dict[str, Any]) -> str:
-    def player(name: str | None) -> str:
-        return f"<audio controls preload='none' src='{html.escape(name)}'></audio>" if name else ""
+def _diagnosis(checks: list[dict[str, Any]]) -> str:
+    if not checks:
+        return ""
+    cells = []
+    for c in checks:
+        verdict = {True: "<span class='pass'>pass</span>", False: "<span class='fail'>FAIL</span>"}.get(c["passed"], "<span class='na'>not measured</span>")
+        cells.append(f"<tr><td>{verdict}</td><td>{html.escape(c['check'])}</td><td class='num'>{_fmt(c['value'])}</td>"
+                     f"<td class='num'>{_fmt(c['target'])}</td><td>{html.escape(c['stage'])}</td>"
+                     f"<td class='note'>{html.escape(c['if_failed']) if c['passed'] is False else ''}</td></tr>")
+    return ("<h2>Diagnosis: which stage learns, which does not</h2><table><tr><th></th><th>check</th><th>value</th>"
+            "<th>target</th><th>stage</th><th>what it means</th></tr>" + "".join(cells) + "</table>")
 
-    voice = ""
-    if ex.get("voice"):
-        voice = (f"voice <b>{html.escape(ex['voice'])}</b>; continuation classified as "
-                 f"<b>{html.escape(str(ex.get('predicted_voice')))}</b>, real audio as "
-                 f"<b>{html.escape(str(ex.get('real_predicted_voice')))}</b>")
+
+def _protocol_table(protocol: dict[str, Any]) -> str:
+    rows, refs = protocol.get("rows", {}), protocol.get("references", {})
+    head = ("<tr><th>row</th><th>PER (whole clip)</th><th>PER (after the prompt)</th>"
+            "<th>speaker similarity to the prompt</th><th>consistency (first vs last second)</th></tr>")
+    body = "".join(
+        f"<tr><td>{html.escape(ROW_TITLES[r])}</td><td class='num'>{_fmt(rows.get(r, {}).get('per'))}</td>"
+        f"<td class='num'>{_fmt(rows.get(r, {}).get('per_after_prompt'))}</td>"
+        f"<td class='num'>{_fmt(rows.get(r, {}).get('speaker_similarity'))}</td>"
+        f"<td class='num'>{_fmt(rows.get(r, {}).get('consistency'))}</td></tr>" for r in ROWS)
+    plaus = protocol.get("semantic_plausibility", {})
     return (
-        f"<h3>{html.escape(ex['key'])}</h3><p class='note'>{voice}</p>"
-        f"<table><tr><th>prompt</th><th>continuation (generated)</th><th>real audio after the prompt</th></tr>"
-        f"<tr><td>{player(ex['prompt_wav'])}</td><td>{player(ex['continuation_wav'])}</td><td>{player(ex.get('real_wav'))}</td></tr></table>"
-        f"<p class='note'>spectrogram, top to bottom: prompt, continuation, real audio</p>"
-        f"<img src='{html.escape(ex['spectrogram'])}' alt='mel spectrogram of {html.escape(ex['key'])}'>"
+        f"<h2>AudioLM's table ({protocol.get('clips')} held-out clips of {_fmt(protocol.get('clip_seconds'))} s, "
+        f"{_fmt(protocol.get('prompt_seconds'))} s prompts)</h2><table>{head}{body}</table>"
+        f"<p class='note'>Speaker similarity references: same speaker (real audio after the prompt) "
+        f"{_fmt(refs.get('same_speaker'))}, different speaker {_fmt(refs.get('different_speaker'))}. PER references: the "
+        f"original {_fmt(rows.get('original', {}).get('per'))} (floor), each transcript scored against another clip's "
+        f"phones {_fmt(refs.get('per_mismatched_transcripts'))} (chance). Semantic-LM perplexity of the continuations "
+        f"{_fmt(plaus.get('continuation_ppl'))} vs of the real audio after the same prompts {_fmt(plaus.get('real_ppl'))} "
+        f"(ratio {_fmt(plaus.get('ratio'))}).</p>"
     )
 
 
-def write_report(path: Path, figures: dict[str, Any], examples: list[dict[str, Any]]) -> Path:
-    """Write the HTML report; ``examples`` name their media files relative to ``path``'s folder."""
+def _curves(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> str:
+    if not curves:
+        return ""
+    parts = ["<h2>Training curves (from each stage's TensorBoard events)</h2>"]
+    for stage, tags in curves.items():
+        parts.append(f"<h3>{html.escape(stage)}</h3>")
+        parts.extend(svg_chart(tag, points) for tag, points in tags.items())
+    return "".join(parts)
+
+
+def _clip(entry: dict[str, Any]) -> str:
+    players = "".join(
+        f"<td>{html.escape(r)}<br><audio controls preload='none' src='{html.escape(entry['wavs'][r])}'></audio></td>" for r in ROWS)
+    return (f"<h3>{html.escape(entry['key'])} <span class='note'>voice {html.escape(entry['voice'])}</span></h3>"
+            f"<table><tr>{players}</tr></table><p class='note'>spectrogram, top to bottom: {', '.join(ROWS)}</p>"
+            f"<img class='spec' src='{html.escape(entry['spectrogram'])}' alt='mel spectrograms of {html.escape(entry['key'])}'>")
+
+
+def write_report(path: Path, figures: dict[str, Any], clips: list[dict[str, Any]],
+                 curves: dict[str, dict[str, list[tuple[int, float]]]] | None = None) -> Path:
+    """Write the HTML report; ``clips`` name their media files relative to ``path``'s folder."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>soundstage eval</title><style>{STYLE}</style></head><body>",
              f"<h1>Evaluation of {html.escape(str(figures.get('run_dir', '')))}</h1>"]
+    if figures.get("description"):
+        parts.append(f"<p>Recipe <b>{html.escape(str(figures.get('recipe')))}</b>: {html.escape(str(figures['description']))}</p>")
     for note in figures.get("notes", []):
         parts.append(f"<p class='note'>{html.escape(note)}</p>")
-    for key, title in SECTIONS:
+    parts.append(_diagnosis(figures.get("diagnosis", [])))
+    if figures.get("protocol"):
+        parts.append(_protocol_table(figures["protocol"]))
+    for key, title in OTHER_SECTIONS:
         if key in figures:
             parts.append(f"<h2>{html.escape(title)}</h2>{_table(figures[key])}")
-    if examples:
-        parts.append("<h2>Prompts and continuations</h2>")
-        parts.extend(_example(ex) for ex in examples)
+    parts.append(_curves(curves or {}))
+    if clips:
+        parts.append("<h2>Clips</h2>")
+        parts.extend(_clip(c) for c in clips)
     parts.append("</body></html>")
     path.write_text("\n".join(parts))
     return path

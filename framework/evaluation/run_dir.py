@@ -65,10 +65,17 @@ class RunDir:
 
     def val_tokens(self, role: str) -> str | None:
         """The validation token shards an LM stage trained beside (its ``tokens`` upstream)."""
+        return self._tokens(role, "val_tokens")
+
+    def train_tokens(self, role: str) -> str | None:
+        """The training token shards of an LM stage (its ``tokens`` upstream)."""
+        return self._tokens(role, "train_tokens")
+
+    def _tokens(self, role: str, key: str) -> str | None:
         needs = self.recipe["stages"][self.roles[role]].get("needs", [])
         for name in needs:
             if "tokens" in self.done.get(name, {}).get("produces", []):
-                return self.outputs(name).get("val_tokens")
+                return self.outputs(name).get(key)
         return None
 
     def audio_shards(self) -> tuple[str | None, str | None]:

@@ -86,9 +86,23 @@ class AudioLMGenerator:
         return self.from_semantic(semantic, generator=generator)
 
     @torch.inference_mode()
-    def from_semantic(self, ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Acoustic generation from given semantic ids [B, Ts] (or [Ts]) -> waveform [B, T]."""
+    def from_semantic(self, ids: Tensor, generator: torch.Generator | None = None, prompt: Tensor | None = None) -> Tensor:
+        """Acoustic generation from given semantic ids [B, Ts] (or [Ts]) -> waveform [B, T].
+
+        ``prompt``: audio [B, Tp] (at ``sample_rate``) of the ids' first seconds; its codec codes
+        start the acoustic tokens, so the output keeps the prompt's voice and recording conditions.
+        """
         ids = ids[None] if ids.dim() == 1 else ids
-        coarse = self.coarse_lm.generate(ids, generator=generator, **self.sampling["coarse"])
-        codes = self.fine_lm.generate(coarse, generator=generator, **self.sampling["fine"])
-        return self.codec.decode(codes)
+        if prompt is None:
+            coarse = self.coarse_lm.generate(ids, generator=generator, **self.sampling["coarse"])
+            codes = self.fine_lm.generate(coarse, generator=generator, **self.sampling["fine"])
+            return self.codec.decode(codes)
+        prompt = prompt[None] if prompt.dim() == 1 else prompt
+        Q, Qc = self.fine_lm.config.num_quantizers, self.coarse_lm.config.num_coarse_quantizers
+        c = self.coarse_lm.config
+        codes = self.codec.encode(prompt, num_quantizers=Q)  # [B, Q, Tp']
+        prompt_frames = min(codes.shape[-1], round(ids.shape[1] * c.acoustic_rate / c.semantic_rate))
+        codes = codes[..., :prompt_frames].to(ids.device)
+        coarse = self.coarse_lm.generate(ids, acoustic_prompt=codes[:, :Qc], generator=generator, **self.sampling["coarse"])
+        new = self.fine_lm.generate(coarse[..., prompt_frames:], generator=generator, **self.sampling["fine"])
+        return self.codec.decode(torch.cat([codes, new.to(codes.device)], dim=-1))

@@ -14,6 +14,7 @@ from torch import Tensor
 from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.trainer import time_progress
 
 from .layouts import LMBatch
 from .metrics import TokenMetrics
@@ -223,14 +224,18 @@ class LMStage(Stage):
             lr=cfg.lr,
             betas=(cfg.beta1, cfg.beta2),
         )
-        total = self.trainer.max_steps if self._trainer is not None and self.trainer.max_steps > 0 else None
+        trainer = self._trainer
+        total = trainer.max_steps if trainer is not None and trainer.max_steps > 0 else None
 
         def lr_lambda(step: int) -> float:
             if step < cfg.warmup_steps:
                 return (step + 1) / cfg.warmup_steps
-            if total is None or total <= cfg.warmup_steps:
+            # cosine over the larger of step and wall-clock progress: a time-budgeted run still anneals
+            by_time = time_progress(trainer) if trainer is not None else None
+            by_steps = (step - cfg.warmup_steps) / (total - cfg.warmup_steps) if total and total > cfg.warmup_steps else None
+            if by_time is None and by_steps is None:
                 return 1.0
-            progress = min(1.0, (step - cfg.warmup_steps) / (total - cfg.warmup_steps))
+            progress = min(1.0, max(p for p in (by_time, by_steps) if p is not None))
             return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)

@@ -1,5 +1,6 @@
 """``soundstage eval`` on a real run directory: a tiny corpus of espeak voices, every stage trained
-for two steps by the real pipeline, then the evaluation verb; figures finite, report self-contained."""
+for two steps by the real pipeline, then the evaluation verb: the AudioLM table, the diagnosis, the
+curves and the clips; figures finite, report self-contained."""
 import argparse
 import html.parser
 import json
@@ -23,13 +24,13 @@ SR = 8000
 
 
 def _corpus(root: Path) -> tuple[str, str]:
-    """3 training voices x 4 utterances, 1 held-out voice x 2 (real espeak speech with phoneme timings)."""
+    """3 training voices x 4 utterances, 2 held-out voices x 1 (real espeak speech with phoneme timings)."""
     voices = all_voices()
-    for split, vs, n in (("train", voices[:3], 12), ("val", voices[5:6], 2)):
+    for split, vs, n in (("train", voices[:3], 12), ("val", voices[5:7], 2)):
         writer = AudioShardWriter(root / split, SR)
         for i in range(n):
             wave, meta = synth_utterance(plan_utterance(i, 1 if split == "val" else 0, [vs[i % len(vs)]]), SR)
-            wave = wave[: int(2.5 * SR)]
+            wave = wave[: int(3.0 * SR)]
             writer.write(f"{split}_{i:04d}", wave, {**meta, "sample_rate": SR, "duration": len(wave) / SR})
         writer.close()
     return str(root / "train"), str(root / "val")
@@ -95,16 +96,18 @@ class _Links(html.parser.HTMLParser):
         self.links += [v for k, v in attrs if k == "src"]
 
 
-def test_eval_command_writes_figures_and_report(run_dir, capsys):
+def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_eval_command(parser.add_subparsers(dest="verb"))
-    args = parser.parse_args(["eval", str(run_dir), "--num-prompts", "3", "--seconds", "1", "--prompt-seconds", "1"])
+    args = parser.parse_args(["eval", str(run_dir), "--num-clips", "3", "--seconds", "1", "--prompt-seconds", "1",
+                              "--recognizer-minutes", "0.1", "--speaker-minutes", "0.1", "--cache-dir", str(tmp_path / "cache")])
     assert args.func(args) == 0
-    assert '"codec"' in capsys.readouterr().out  # the summary is printed
+    assert '"diagnosis"' in capsys.readouterr().out  # the summary is printed
 
     figures = json.loads((run_dir / "eval" / "eval.json").read_text())
     assert set(figures["roles"]) == {"semantic_tokenizer", "codec", "semantic_lm", "coarse_lm", "fine_lm"}
-    numbers = dict(_finite_numbers({k: figures[k] for k in ("codec", "lm", "semantic_tokens", "voice_classifier", "continuation")}))
+    assert figures["recipe"] == "evaltiny"
+    numbers = dict(_finite_numbers({k: figures[k] for k in ("codec", "lm", "semantic_tokens", "protocol")}))
     assert numbers and all(math.isfinite(v) for v in numbers.values()), numbers
 
     codec = figures["codec"]
@@ -112,31 +115,45 @@ def test_eval_command_writes_figures_and_report(run_dir, capsys):
     for role, vocab in (("semantic_lm", 8), ("coarse_lm", 2 * 16), ("fine_lm", 16)):
         lm = figures["lm"][role]
         assert lm["batches"] >= 1 and 1 < lm["ppl"] < 10 * vocab and abs(math.log(lm["ppl"]) - lm["loss"]) < 1e-4
+    base = figures["lm"]["semantic_lm"]["baselines"]
+    assert base["tokens"] > 0 and 1 < base["bigram_ppl"] and 1 < base["unigram_ppl"] <= 9  # 8 ids + BOS
     assert set(figures["lm"]["coarse_lm"]["levels"]) == {"level0", "level1"}
     assert set(figures["lm"]["fine_lm"]["levels"]) == {"level2"}
     phones = figures["semantic_tokens"]
     assert 0 <= phones["pnmi"] <= 1 and 0 < phones["phone_purity"] <= 1 and phones["frames"] > 0
 
-    clf = figures["voice_classifier"]
-    assert clf["voices"] == 3 and clf["held_out_segments"] > 0 and 0 <= clf["held_out_accuracy"] <= 1
-    cont = figures["continuation"]
-    assert cont["prompts"] == 3 and cont["voice"]["prompts"] == 3
-    assert 0 <= cont["voice"]["continuation_accuracy"] <= 1 and 0 <= cont["voice"]["real_audio_accuracy"] <= 1
-    sem = cont["semantic"]
-    assert sem["tokens"] > 0 and 1 <= sem["continuation_ppl"] < 16 and 1 <= sem["real_ppl"] < 16  # 8 ids, barely trained
-    assert any("TRAINING voices" in n for n in figures["notes"])
+    protocol = figures["protocol"]
+    assert protocol["clips"] == 2 and protocol["prompt_seconds"] == 1.0  # one utterance of each held-out voice
+    rows = protocol["rows"]
+    assert set(rows) == {"original", "codec", "resynthesis", "resynthesis_prompted", "continuation"}
+    for row in ("original", "codec", "resynthesis"):
+        assert 0 <= rows[row]["per"] and 0 <= rows[row]["per_after_prompt"]
+    assert "per" not in rows["continuation"] and 0 <= rows["resynthesis_prompted"]["per_after_prompt"]
+    for row in rows.values():
+        assert -1 <= row["speaker_similarity"] <= 1
+    assert -1 <= protocol["references"]["same_speaker"] <= 1 and "per_mismatched_transcripts" in protocol["references"]
+    assert protocol["semantic_plausibility"]["tokens"] > 0
+    checks = {c["stage"]: c for c in figures["diagnosis"]}
+    assert {"codec", "coarse_lm", "semantic_lm", "evaluation"} <= set(checks)
+    assert all(c["passed"] in (True, False) for c in checks.values())  # two steps of training: measured, not passed
+    assert figures["measuring_models"]["phones"]["steps"] > 0 and figures["measuring_models"]["speaker"]["voices"] == 3
 
     report = run_dir / "eval" / "report.html"
+    text = report.read_text()
+    assert "Diagnosis" in text and "AudioLM's table" in text and "<svg" in text  # curves from the TensorBoard events
+    for stage in ("codec", "semantic_lm", "coarse_lm", "fine_lm"):
+        assert f"<h3>{stage}</h3>" in text
     links = _Links()
-    links.feed(report.read_text())
-    assert len([s for s in links.links if s.endswith(".wav")]) == 9 and len([s for s in links.links if s.endswith(".png")]) == 3
+    links.feed(text)
+    assert len([s for s in links.links if s.endswith(".wav")]) == 10 and len([s for s in links.links if s.endswith(".png")]) == 2
     for src in links.links:
         assert not Path(src).is_absolute() and (report.parent / src).is_file(), src
-    png = (report.parent / "spectrogram_00.png").read_bytes()
+    png = (report.parent / "clip00_spectrogram.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR"
+    assert int.from_bytes(png[16:20], "big") >= 800  # wide enough to see phones
     import soundfile as sf
 
-    cont_wave, sr = sf.read(report.parent / "continuation_00.wav")
+    cont_wave, sr = sf.read(report.parent / "clip00_continuation.wav")
     assert sr == SR and abs(len(cont_wave) - SR) <= SR // 10  # one second generated
 
 

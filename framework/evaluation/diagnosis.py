@@ -1,0 +1,56 @@
+"""Which stage fails: the evaluation's figures against the targets a learning AudioLM run reaches,
+each check naming the stage it implicates (so "only noise" becomes "the codec loses the phones")."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# The targets (issue "AudioLM that demonstrably learns"; the paper's resynthesis WER is 1.5-1.8x SoundStream's).
+CODEC_PER_FACTOR = 1.3  # codec reconstruction PER at most this times the original's
+RESYNTHESIS_PER_FACTOR = 2.0  # resynthesis-from-semantic PER at most this times the codec's
+VOICE_SHARE = 0.8  # continuation speaker similarity at least this share of real same-speaker audio's
+VOICE_MARGIN = 0.5  # ... and at least this share of the way from different-speaker to same-speaker
+
+
+def _num(d: dict[str, Any], *keys: str) -> float | None:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return float(d) if isinstance(d, (int, float)) and math.isfinite(float(d)) else None
+
+
+def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """One entry per check: what is measured, the value, the target, pass/fail (None: not measurable), the stage blamed."""
+    rows = figures.get("protocol", {}).get("rows", {})
+    refs = figures.get("protocol", {}).get("references", {})
+    checks: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, target: float | None, ok: bool | None, stage: str, why: str) -> None:
+        checks.append({"check": name, "value": value, "target": target, "passed": ok, "stage": stage, "if_failed": why})
+
+    orig, codec, resyn = _num(rows, "original", "per"), _num(rows, "codec", "per"), _num(rows, "resynthesis", "per")
+    chance = _num(refs, "per_mismatched_transcripts")
+    ok = None if orig is None or chance is None else orig < 0.5 * chance
+    add("phone recognizer reads the original audio (PER below half of mismatched transcripts')", orig,
+        None if chance is None else 0.5 * chance, ok, "evaluation",
+        "the measuring model is not trustworthy on this corpus: train it longer (`soundstage eval --recognizer-minutes`)")
+    target = None if orig is None else CODEC_PER_FACTOR * orig
+    add(f"codec reconstruction PER <= {CODEC_PER_FACTOR} x original", codec, target,
+        None if codec is None or target is None else codec <= target, "codec",
+        "the codec loses phones: train it longer, or with more RVQ levels / channels")
+    target = None if codec is None else RESYNTHESIS_PER_FACTOR * codec
+    add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
+        None if resyn is None or target is None else resyn <= target, "coarse_lm / fine_lm (or the semantic tokens)",
+        "the acoustic LMs do not follow the semantic tokens (see their validation curves), or the semantic tokens "
+        "carry too little of the phones (see semantic_tokens.pnmi)")
+    cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")
+    target = None if same is None or diff is None else max(VOICE_SHARE * same, diff + VOICE_MARGIN * (same - diff))
+    add(f"continuation keeps the prompt's voice (>= {VOICE_SHARE} x same-speaker, well above different-speaker)", cont,
+        target, None if cont is None or target is None else cont >= target, "coarse_lm",
+        "the coarse LM does not carry the acoustic prompt's voice into the continuation")
+    lm_ppl, bigram = _num(figures, "lm", "semantic_lm", "ppl"), _num(figures, "lm", "semantic_lm", "baselines", "bigram_ppl")
+    add("semantic LM validation perplexity < bigram baseline", lm_ppl, bigram,
+        None if lm_ppl is None or bigram is None else lm_ppl < bigram, "semantic_lm",
+        "the semantic LM learned no more than one-step transitions: train it longer or regularise it (dropout)")
+    return checks

@@ -1,0 +1,125 @@
+"""The evaluation's own models (phone recognizer, speaker embedding), trained once per training corpus
+and cached like the corpus: the cache key covers the training shards' content, the model configs
+and the sample rate, so another corpus or setting trains anew and a changed corpus never reuses a
+stale model. Weights are stored as safetensors next to a JSON of what rebuilds the model."""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .phone_recognizer import PhoneRecognizer, PhoneRecognizerConfig
+from .speaker_embedding import SpeakerEmbedding, SpeakerEmbeddingConfig
+from .utterances import Utterance
+
+EVAL_MODELS_VERSION = 1  # bump when the models or their training change
+
+
+@dataclass
+class EvalModels:
+    """The trained measuring models (None where the corpus lacks the labels one needs) and how they were made."""
+
+    phones: PhoneRecognizer | None
+    speaker: SpeakerEmbedding | None
+    facts: dict[str, Any]
+
+
+def shards_digest(urls: list[str]) -> str:
+    """Content hash of local shard files (names and bytes); remote URLs count by name."""
+    h = hashlib.sha256()
+    for url in sorted(urls):
+        h.update(url.encode())
+        path = Path(url)
+        if path.is_file():
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return h.hexdigest()
+
+
+def cache_key(urls: list[str], sample_rate: int, phone_cfg: PhoneRecognizerConfig, speaker_cfg: SpeakerEmbeddingConfig,
+              max_utterances: int) -> str:
+    payload = {"shards": shards_digest(urls), "sample_rate": sample_rate, "phones": dataclasses.asdict(phone_cfg),
+               "speaker": dataclasses.asdict(speaker_cfg), "max_utterances": max_utterances, "version": EVAL_MODELS_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_or_train(train_shards: str, sample_rate: int, phone_cfg: PhoneRecognizerConfig,
+                  speaker_cfg: SpeakerEmbeddingConfig, cache_dir: str | Path, max_utterances: int = 4000,
+                  log: Callable[[str], None] = print) -> EvalModels:
+    """The cached models for ``train_shards``, training (under a file lock, written atomically) when absent."""
+    from soundstage.data.shards import expand_shards
+
+    urls = expand_shards(train_shards)
+    root = Path(os.path.expanduser(str(cache_dir)))
+    final = root / f"eval-models-{sample_rate}hz-{cache_key(urls, sample_rate, phone_cfg, speaker_cfg, max_utterances)}"
+    if (final / "facts.json").is_file():
+        return _load(final)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second eval of the same corpus waits, then loads
+        try:
+            if not (final / "facts.json").is_file():
+                tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+                try:
+                    _train_into(tmp, train_shards, sample_rate, phone_cfg, speaker_cfg, max_utterances, log)
+                    if final.exists():
+                        shutil.rmtree(final)
+                    os.replace(tmp, final)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    log(f"[eval] measuring models cached in {final}")
+    return _load(final)
+
+
+def _train_into(out: Path, train_shards: str, sample_rate: int, phone_cfg: PhoneRecognizerConfig,
+                speaker_cfg: SpeakerEmbeddingConfig, max_utterances: int, log: Callable[[str], None]) -> None:
+    from safetensors.torch import save_file
+
+    from .phone_recognizer import phone_sequence
+    from .phone_training import train_phone_recognizer
+    from .speaker_training import train_speaker_embedding
+    from .utterances import read_utterances
+
+    utts: list[Utterance] = read_utterances(train_shards, sample_rate, max_utterances)
+    facts: dict[str, Any] = {"train_shards": train_shards, "sample_rate": sample_rate}
+    if sum(1 for u in utts if phone_sequence(u.phonemes)) >= 4:
+        log(f"[eval] training the phone recognizer on {len(utts)} training utterances (at most {phone_cfg.max_minutes} min)")
+        model, facts["phones"] = train_phone_recognizer(utts, sample_rate, phone_cfg, log_dir=str(out / "tb_phones"))
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "phones.safetensors"))
+        (out / "phones.json").write_text(json.dumps({"config": dataclasses.asdict(phone_cfg), "phones": model.phones}))
+    if len({u.voice for u in utts if u.voice}) >= 2:
+        log(f"[eval] training the speaker model on {len({u.voice for u in utts if u.voice})} training voices "
+            f"(at most {speaker_cfg.max_minutes} min)")
+        spk, facts["speaker"] = train_speaker_embedding(utts, sample_rate, speaker_cfg, log_dir=str(out / "tb_speaker"))
+        save_file({k: v.contiguous() for k, v in spk.state_dict().items()}, str(out / "speaker.safetensors"))
+        (out / "speaker.json").write_text(json.dumps({"config": dataclasses.asdict(speaker_cfg)}))
+    (out / "facts.json").write_text(json.dumps(facts, indent=2) + "\n")
+
+
+def _load(path: Path) -> EvalModels:
+    from safetensors.torch import load_file
+
+    facts = json.loads((path / "facts.json").read_text())
+    sr = int(facts["sample_rate"])
+    phones = speaker = None
+    if (path / "phones.json").is_file():
+        meta = json.loads((path / "phones.json").read_text())
+        phones = PhoneRecognizer(meta["phones"], sr, PhoneRecognizerConfig(**meta["config"]))
+        phones.load_state_dict(load_file(str(path / "phones.safetensors")), strict=True)
+    if (path / "speaker.json").is_file():
+        meta = json.loads((path / "speaker.json").read_text())
+        speaker = SpeakerEmbedding(sr, SpeakerEmbeddingConfig(**meta["config"]))
+        speaker.load_state_dict(load_file(str(path / "speaker.safetensors")), strict=True)
+    facts["cache_dir"] = str(path)
+    return EvalModels(phones.eval() if phones else None, speaker.eval() if speaker else None, facts)
+

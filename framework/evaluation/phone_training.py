@@ -1,0 +1,68 @@
+"""Training the CTC phone recognizer on the training voices' utterances (whole utterances, SpecAugment)."""
+from __future__ import annotations
+
+from collections import Counter
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from .conv_encoder import ConvEncoder, spec_augment
+from .eval_training import BudgetSchedule, LengthBuckets, fit_quietly, pad_frames
+from .phone_recognizer import PhoneRecognizer, PhoneRecognizerConfig, phone_sequence
+from .utterances import Utterance
+
+
+class _CTCModule(L.LightningModule):
+    def __init__(self, model: PhoneRecognizer, config: PhoneRecognizerConfig) -> None:
+        super().__init__()
+        self.model, self.config = model, config
+        self.rng = torch.Generator().manual_seed(config.seed)
+
+    def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        feats, feat_lengths, labels, label_lengths = batch
+        logp = self.model(spec_augment(feats, self.rng))  # [B, F', V]
+        out_lengths = ConvEncoder.out_frames(feat_lengths).clamp(max=logp.shape[1])
+        loss = F.ctc_loss(logp.transpose(0, 1), labels, out_lengths, label_lengths, blank=0, zero_infinity=True)
+        self.log("phone_ctc_loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):  # type: ignore[no-untyped-def]
+        c = self.config
+        opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, BudgetSchedule(c.max_steps, c.max_minutes * 60))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def phone_inventory(utterances: list[Utterance], min_count: int) -> list[str]:
+    """Phone names seen at least ``min_count`` times (most frequent first), plus ``<unk>`` for the rest."""
+    counts = Counter(p for u in utterances for p in phone_sequence(u.phonemes))
+    phones = [p for p, n in counts.most_common() if n >= min_count]
+    return phones + ["<unk>"]
+
+
+def train_phone_recognizer(utterances: list[Utterance], sample_rate: int, config: PhoneRecognizerConfig,
+                           log_dir: str | None = None) -> tuple[PhoneRecognizer, dict]:
+    """Train on utterances with phoneme timings; returns the model (eval mode) and training facts."""
+    labelled = [u for u in utterances if phone_sequence(u.phonemes)]
+    if len(labelled) < 4:
+        raise ValueError(f"the phone recognizer needs utterances with phoneme timings; found {len(labelled)}")
+    torch.manual_seed(config.seed)
+    model = PhoneRecognizer(phone_inventory(labelled, config.min_phone_count), sample_rate, config)
+    feats = [model.features(torch.from_numpy(u.wave)[None])[0] for u in labelled]  # [F_i, n_mels]
+    labels = [torch.tensor(model.encode_labels(phone_sequence(u.phonemes))) for u in labelled]
+    keep = [i for i in range(len(feats)) if 0 < len(labels[i]) <= ConvEncoder.out_frames(feats[i].shape[0])]
+
+    def collate(idx: list[int]):  # type: ignore[no-untyped-def]
+        x, x_len = pad_frames([feats[keep[i]] for i in idx])
+        ys = [labels[keep[i]] for i in idx]
+        return x, x_len, torch.cat(ys), torch.tensor([len(y) for y in ys])
+
+    frames_per_batch = int(config.batch_seconds * 100)
+    sampler = LengthBuckets([feats[i].shape[0] for i in keep], frames_per_batch, config.seed)
+    loader = DataLoader(list(range(len(keep))), batch_sampler=sampler, collate_fn=collate)
+    steps = fit_quietly(_CTCModule(model, config), loader, config.max_steps, config.max_minutes, log_dir)
+    facts = {"utterances": len(keep), "phones": len(model.phones), "steps": steps,
+             "hours": round(sum(len(labelled[i].wave) for i in keep) / sample_rate / 3600, 3)}
+    return model.eval(), facts

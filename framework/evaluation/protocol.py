@@ -1,0 +1,154 @@
+"""AudioLM's evaluation table (AudioLM section 5, SoundStorm Table 1) on held-out voices.
+
+Rows, each made from the same held-out clips (cut to one common length so generation is batched):
+- ``original``: the audio itself (the content floor; its speaker figures are the ceiling);
+- ``codec``: the codec's reconstruction (all RVQ levels);
+- ``resynthesis``: acoustic tokens generated from the clip's own semantic tokens, no acoustic prompt;
+- ``resynthesis_prompted``: the same, with the clip's first ``prompt_seconds`` of codec tokens as the
+  acoustic prompt (scored on the generated part only);
+- ``continuation``: the semantic LM continues the prompt, then the acoustic stages (no reference text).
+Columns: phone error rate (PER, against the corpus' phoneme timings), speaker similarity of the
+part after the prompt to the prompt, and acoustic consistency (its first second vs its last second).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .phone_recognizer import PhoneRecognizer, phone_error_rate, phone_sequence
+from .speaker_embedding import SpeakerEmbedding
+from .utterances import Utterance
+
+ROWS = ("original", "codec", "resynthesis", "resynthesis_prompted", "continuation")
+
+
+@dataclass
+class ProtocolConfig:
+    """How many held-out clips, and the prompt / continuation lengths."""
+
+    num_clips: int = 16
+    prompt_seconds: float = 3.0  # the acoustic prompt (AudioLM and SoundStorm use 3 s)
+    min_generated_seconds: float = 1.5  # a clip must extend this far past the prompt
+    max_seconds: float = 8.0  # clips are cut to at most this (and to the shortest chosen clip)
+    continuation_seconds: float = 3.0
+    consistency_seconds: float = 1.0
+    batch_size: int = 8
+    seed: int = 0
+
+
+@dataclass
+class Clip:
+    """A held-out clip: its wave [T], voice, and reference phones (all, and those after the prompt)."""
+
+    key: str
+    voice: str
+    wave: np.ndarray
+    phones: list[str]
+    phones_after_prompt: list[str]
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # row -> wave [T'] (continuation: generated part)
+
+
+def select_clips(utterances: list[Utterance], sample_rate: int, cfg: ProtocolConfig) -> list[Clip]:
+    """Up to ``num_clips`` utterances long enough for the prompt (longest first, voices round robin), cut to one length."""
+    need = cfg.prompt_seconds + cfg.min_generated_seconds
+    usable = [u for u in utterances if u.voice and phone_sequence(u.phonemes) and len(u.wave) >= need * sample_rate]
+    by_voice: dict[str, list[Utterance]] = {}
+    for u in sorted(usable, key=lambda u: -len(u.wave)):
+        by_voice.setdefault(u.voice, []).append(u)  # type: ignore[arg-type]
+    chosen: list[Utterance] = []
+    while len(chosen) < cfg.num_clips and any(by_voice.values()):
+        for v in sorted(by_voice):
+            if by_voice[v] and len(chosen) < cfg.num_clips:
+                chosen.append(by_voice[v].pop(0))
+    if not chosen:
+        return []
+    seconds = min(cfg.max_seconds, min(len(u.wave) for u in chosen) / sample_rate)
+    n = int(seconds * sample_rate)
+    clips = []
+    for u in chosen:
+        inside = [p for p in u.phonemes if (float(p["start"]) + float(p["end"])) / 2 < seconds]
+        after = [p for p in inside if (float(p["start"]) + float(p["end"])) / 2 >= cfg.prompt_seconds]
+        clips.append(Clip(u.key, str(u.voice), u.wave[:n].astype(np.float32), phone_sequence(inside), phone_sequence(after)))
+    return clips
+
+
+@torch.no_grad()
+def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Callable[[str], None] = print) -> None:
+    """Fill every clip's ``outputs`` for the five rows, batched ``batch_size`` clips at a time."""
+    gen = pipeline.generator
+    sr = pipeline.sample_rate
+    device = next(pipeline.models["codec"].parameters()).device
+    prompt_n = int(cfg.prompt_seconds * sr)
+    Q = gen.fine_lm.config.num_quantizers
+    for start in range(0, len(clips), cfg.batch_size):
+        batch = clips[start : start + cfg.batch_size]
+        log(f"[eval] generating the protocol rows for clips {start + 1}-{start + len(batch)} of {len(clips)}")
+        wave = torch.from_numpy(np.stack([c.wave for c in batch])).to(device)  # [B, T]
+        rng = torch.Generator(device=device).manual_seed(cfg.seed + start)
+        codec = gen.codec.decode(gen.codec.encode(wave, num_quantizers=Q))
+        ids = gen.semantic_tokenizer.encode(wave)  # [B, Ts]
+        resyn = gen.from_semantic(ids, generator=rng)
+        prompted = gen.from_semantic(ids, generator=rng, prompt=wave[:, :prompt_n])
+        cont = gen.continue_audio(wave[:, :prompt_n], cfg.continuation_seconds, include_prompt=False, generator=rng)
+        for i, c in enumerate(batch):
+            c.outputs = {"original": c.wave, "codec": _np(codec[i]), "resynthesis": _np(resyn[i]),
+                         "resynthesis_prompted": _np(prompted[i]), "continuation": _np(cont[i])}
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x.float().cpu().numpy()
+
+
+def _after_prompt(row: str, wave: np.ndarray, prompt_n: int) -> np.ndarray:
+    """The part of a row's output that follows the prompt (a continuation holds only that part)."""
+    return wave if row == "continuation" else wave[prompt_n:]
+
+
+def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones: PhoneRecognizer | None,
+               speaker: SpeakerEmbedding | None) -> dict[str, Any]:
+    """The table: per row PER (whole clip and after the prompt), speaker similarity to the prompt, consistency;
+    plus the references (same speaker = ceiling, different speaker = chance, mismatched transcripts = PER chance)."""
+    prompt_n = int(cfg.prompt_seconds * sample_rate)
+    edge = int(cfg.consistency_seconds * sample_rate)
+    table: dict[str, Any] = {row: {} for row in ROWS}
+    refs: dict[str, Any] = {}
+    for row in ROWS:
+        outs = [c.outputs[row] for c in clips]
+        after = [_after_prompt(row, w, prompt_n) for w in outs]
+        if phones is not None:
+            if row != "continuation":
+                if row != "resynthesis_prompted":  # its first seconds are the prompt's codec tokens, not generated
+                    hyp = phones.transcribe([torch.from_numpy(w) for w in outs])
+                    table[row]["per"] = phone_error_rate(hyp, [c.phones for c in clips])
+                    if row == "original":
+                        shifted = hyp[1:] + hyp[:1]  # each transcript against another clip's reference
+                        refs["per_mismatched_transcripts"] = phone_error_rate(shifted, [c.phones for c in clips])
+                hyp_after = phones.transcribe([torch.from_numpy(w) for w in after])
+                table[row]["per_after_prompt"] = phone_error_rate(hyp_after, [c.phones_after_prompt for c in clips])
+        if speaker is not None:
+            prompts = [torch.from_numpy(c.wave[:prompt_n]) for c in clips]
+            table[row]["speaker_similarity"] = _mean(speaker.similarity(prompts, [torch.from_numpy(w) for w in after]))
+            long_enough = [w for w in after if len(w) >= 2 * edge]
+            if long_enough:
+                table[row]["consistency"] = _mean(speaker.similarity([torch.from_numpy(w[:edge]) for w in long_enough],
+                                                                     [torch.from_numpy(w[-edge:]) for w in long_enough]))
+    if speaker is not None:
+        prompts = [torch.from_numpy(c.wave[:prompt_n]) for c in clips]
+        rests = [torch.from_numpy(c.wave[prompt_n:]) for c in clips]
+        refs["same_speaker"] = table["original"]["speaker_similarity"]
+        others = [j for j in range(len(clips))]
+        pairs = [(i, next((j for j in others[i + 1 :] + others[:i] if clips[j].voice != clips[i].voice), None))
+                 for i in range(len(clips))]
+        pairs = [(i, j) for i, j in pairs if j is not None]
+        if pairs:
+            refs["different_speaker"] = _mean(speaker.similarity([prompts[i] for i, _ in pairs], [rests[j] for _, j in pairs]))
+    return {"rows": table, "references": refs, "clips": len(clips),
+            "clip_seconds": round(len(clips[0].wave) / sample_rate, 3) if clips else 0.0,
+            "prompt_seconds": cfg.prompt_seconds, "continuation_seconds": cfg.continuation_seconds}
+
+
+def _mean(x: torch.Tensor) -> float:
+    return float(x.float().mean())
