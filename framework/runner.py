@@ -199,7 +199,8 @@ class PipelineRunner:
             raise SoundstageError(
                 f"stage {plan.name!r} stopped at step {trainer.global_step}: {exc.strerror or exc}"
                 + (f": {exc.filename}" if exc.filename else "")
-                + f"; the last complete checkpoint is kept; free space and run the same command again to resume"
+                + "; checkpoints written before are intact; free space (or raise the file-size limit) and run the same "
+                "command again to resume"
             ) from exc
         if trainer.interrupted:
             raise SoundstageError(f"stage {plan.name!r} was interrupted at step {trainer.global_step}; re-run to resume")

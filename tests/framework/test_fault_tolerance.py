@@ -122,3 +122,37 @@ def test_isolated_nan_steps_are_skipped_and_counted(tmp_path):
     trainer.fit(stage, _loader())
     assert stage.nonfinite_steps == 4 and trainer.global_step == 16  # skipped steps still count toward max_steps
     assert torch.isfinite(stage.w).all()
+
+
+def test_truncated_last_ckpt_on_resume_is_one_line_naming_restart(tmp_path, capsys):
+    from soundstage.cli import main
+
+    done_run, run = tmp_path / "done", tmp_path / "run"
+    args = ["trainer.enable_progress_bar=false", "trainer.max_steps=3"]
+    assert main(["run", "toy", "--run-dir", str(done_run), "--stages", "first", *args]) == 0
+    whole = (done_run / "first" / "checkpoints" / "last.ckpt").read_bytes()
+    cut = run / "first" / "checkpoints" / "last.ckpt"
+    cut.parent.mkdir(parents=True)
+    cut.write_bytes(whole[: len(whole) // 2])  # what a crash in the middle of a non-atomic copy leaves
+    capsys.readouterr()
+    assert main(["run", "toy", "--run-dir", str(run), "--stages", "first", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot resume from this checkpoint (truncated or corrupt" in err[0]
+    assert err[0].endswith("--restart first trains the stage from scratch")
+    assert main(["run", "toy", "--run-dir", str(run), "--stages", "first", "--restart", "first", *args]) == 0
+
+
+def test_a_checkpoint_write_failing_on_a_file_size_limit_is_one_line(tmp_path):
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))  # the checkpoint of a 1024-wide MLP is larger
+
+    out = subprocess.run(_run_args(tmp_path / "run", "trainer.max_steps=10", "trainer.checkpoint_every_n_steps=5",
+                                   "stages.first.config.step_delay_s=0", "stages.first.config.hidden=1024"),
+                         capture_output=True, text=True, env=ENV, timeout=300, preexec_fn=limit)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: stage 'first' stopped at step 5: File too large") and "run the same command again" in last
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "run" / "first" / "done.json").exists()
