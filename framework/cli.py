@@ -91,8 +91,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _dry_run(pipeline, stages: list[str] | None, restart: list[str]) -> int:
     """Print the plan; exit 2 (with the refusal a real run would give) when the run would not start."""
+    from .memory import check_memory
     from .run_lock import lock_holder
-    from .run_plan import check_plan, format_plan
+    from .run_plan import BUILDS, check_plan, format_plan
 
     pipeline.run(stages, restart=restart, dry_run=True)
     print(f"dry run: {pipeline.run_dir}")
@@ -101,6 +102,7 @@ def _dry_run(pipeline, stages: list[str] | None, restart: list[str]) -> int:
     if holder:
         print(f"note: the run directory is in use by PID {holder.get('pid', '?')} on {holder.get('host', '?')}")
     check_plan(pipeline, pipeline.statuses)
+    check_memory(pipeline.recipe, [n for n, s in pipeline.statuses.items() if s.action in BUILDS])
     return 0
 
 
