@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Optional
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
@@ -58,7 +58,8 @@ class LMConfig(StageConfig):
 
 
 class LMStage(Stage):
-    """Base of the LM stages: a ``Transformer`` over the tokens a layout produces."""
+    """Base of the stages that train on token shards: a network (``build_model``) over the tokens a layout
+    produces, with their shared optimizer, data, token checks, validation metrics and audio previews."""
 
     consumes = ("tokens",)
     produces: ClassVar[tuple[str, ...]] = ()
@@ -68,18 +69,23 @@ class LMStage(Stage):
     def __init__(self, config: LMConfig, layout: Any, metric_levels: list[int]) -> None:
         super().__init__(config)
         self.layout = layout
-        self.model = Transformer(config.model, layout.vocab_size)
+        self.model = self.build_model()
         self.val_metrics = TokenMetrics(metric_levels)
+        if config.model.compile:
+            self.model.compile()  # in place: parameter names (and checkpoints) stay the same
+
+    # --- subclass hooks -----------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        """The network: here a decoder-only ``Transformer`` over the layout's vocabulary, one window long."""
+        config = self.config
         if self.max_seq_len() > config.model.block_size:
             raise SoundstageError(
                 f"{self.stage_name or type(self).__name__}: a {config.window_seconds} s window is "
                 f"{self.max_seq_len()} tokens, more than model.block_size={config.model.block_size}; "
                 f"raise model.block_size or lower window_seconds"
             )
-        if config.model.compile:
-            self.model.compile()  # in place: parameter names (and checkpoints) stay the same
+        return Transformer(config.model, self.layout.vocab_size)
 
-    # --- subclass hooks -----------------------------------------------------------------------
     def max_seq_len(self) -> int:
         """Length of the longest training sequence (one window)."""
         raise NotImplementedError

@@ -1,0 +1,163 @@
+"""``soundstorm``: semantic ids -> every RVQ level in a few dozen parallel passes (replaces coarse + fine).
+
+Trains on token shards like the LM stages (same optimizer, data, token checks, metrics and audio
+previews: it is an ``LMStage`` with its own network and loss) and exposes ``generate`` with the
+interface of ``coarse_lm.generate``, returning all levels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from soundstage.config import check_ranges
+from soundstage.errors import SoundstageError
+from soundstage.plugins.lm.layouts import LMBatch
+from soundstage.plugins.lm.lm_stage import LMConfig, LMStage
+from soundstage.registry import register_stage
+
+from .decoding import DecodingConfig, decode
+from .masking import make_masked_batch, semantic_to_frames
+from .model import SoundStormModel, SoundStormModelConfig
+
+
+@dataclass
+class SoundStormConfig(LMConfig):
+    """SoundStorm (Borsos et al. 2023). Defaults are the ``paper`` preset (see ``presets.py``)."""
+
+    model: SoundStormModelConfig = field(default_factory=SoundStormModelConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    semantic_vocab_size: int = 1024
+    codebook_size: int = 1024
+    num_quantizers: int = 12  # RVQ levels generated: all of the codec's (as the tokens stage wrote them)
+    semantic_rate: float = 25.0  # semantic tokens per second
+    acoustic_rate: float = 50.0  # codec frames per second
+    # Training window, and the longest stretch decoded at once: longer audio slides window by window.
+    window_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_quantizers"),
+                     positive=("semantic_rate", "acoustic_rate"))
+
+
+@register_stage("soundstorm")
+class SoundStormStage(LMStage):
+    """Bidirectional Conformer over codec frames, conditioned on semantic ids, decoded MaskGIT-style."""
+
+    config_class = SoundStormConfig
+    produces = ("soundstorm",)
+    streams = ("semantic", "acoustic")
+    config: SoundStormConfig
+
+    def __init__(self, config: SoundStormConfig) -> None:
+        super().__init__(config, layout=None, metric_levels=list(range(config.num_quantizers)))
+        self._mask_rng: torch.Generator | None = None  # set per validation batch: the same masks every epoch
+
+    def window_frames(self) -> int:
+        """Codec frames in one window."""
+        return max(1, round(self.config.window_seconds * self.config.acoustic_rate))
+
+    def build_model(self) -> nn.Module:
+        c = self.config
+        return SoundStormModel(c.model, c.num_quantizers, c.codebook_size, c.semantic_vocab_size, self.window_frames())
+
+    @staticmethod
+    def expected_tokens(c: SoundStormConfig) -> dict[str, float]:
+        return {"semantic_vocab_size": c.semantic_vocab_size, "codebook_size": c.codebook_size,
+                "num_quantizers": c.num_quantizers, "semantic_rate": c.semantic_rate, "acoustic_rate": c.acoustic_rate}
+
+    @classmethod
+    def memory_floor(cls, config: SoundStormConfig) -> list[tuple[str, float, str]]:
+        # Each block keeps about 4 residual-width activations (FF, attention, conv, FF) per frame.
+        frames = max(1, round(config.window_seconds * config.acoustic_rate))
+        m = config.model
+        what = f"{config.batch_size} x {frames} frames x {m.d_model} dims x {m.n_layer} blocks x 4 of float32 activations"
+        return [("batch_size", 4.0 * 4 * config.batch_size * frames * m.d_model * m.n_layer, what)]
+
+    # --- training -----------------------------------------------------------------------------
+    def forward(self, codes: Tensor, semantic: Tensor, frames: Tensor | None = None) -> Tensor:
+        """Hidden states [B, T, C] for codes [B, Q, T] (MASK = codebook_size) and frame-rate semantic ids [B, T]."""
+        return self.model(codes, semantic, frames)
+
+    def _check_batch(self, batch: dict[str, Tensor]) -> None:
+        c = self.config
+        levels = batch["acoustic"].shape[1]
+        if levels < c.num_quantizers:
+            raise SoundstageError(f"{self.stage_name}: num_quantizers={c.num_quantizers} but the tokens have {levels} RVQ levels")
+        self._check_ids(batch["semantic"], c.semantic_vocab_size, "semantic_vocab_size", "semantic ids")
+        self._check_ids(batch["acoustic"][:, : c.num_quantizers], c.codebook_size, "codebook_size", "acoustic codes")
+
+    def _check_ids(self, ids: Tensor, size: int, key: str, what: str) -> None:
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
+            raise SoundstageError(f"{self.stage_name}: {what} range over {int(ids.min())}..{int(ids.max())}, "
+                                  f"outside {key}={size}")
+
+    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, LMBatch]:
+        c = self.config
+        self._check_batch(batch)
+        rng = None if self.training else self._mask_rng
+        mb = make_masked_batch(batch, c.num_quantizers, self.model.mask_id, c.semantic_rate, c.acoustic_rate, rng)
+        logits = self.model.logits(self.model(mb.inputs, mb.semantic, mb.frames), mb.levels)  # [B, T, K]
+        targets = mb.targets.masked_fill(~mb.loss_mask, -100)  # the masked tokens of each row's level only
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        levels = mb.levels[:, None].expand_as(mb.targets)
+        return loss, logits, LMBatch(mb.inputs, mb.targets, mb.loss_mask, levels)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        # Seeded masks: validation losses compare across epochs and runs.
+        self._mask_rng = torch.Generator().manual_seed(batch_idx)
+        super().validation_step(batch, batch_idx)
+
+    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
+        """All levels generated from the example's first ``preview_seconds`` of semantic ids."""
+        n = max(1, round(self.config.preview_seconds * self.config.semantic_rate))
+        return self.generate(batch["semantic"][:, : min(n, int(batch["semantic_lengths"][0]))])
+
+    # --- generation ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(
+        self,
+        semantic: Tensor,
+        acoustic_prompt: Tensor | None = None,
+        num_frames: int | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        iterations: list[int] | None = None,
+    ) -> Tensor:
+        """Codes of every level [B, Q, num_frames] for semantic ids [B, Ts].
+
+        ``acoustic_prompt`` [B, >=Q, Tp]: codes of the first Tp frames (kept as given; Tp must be shorter
+        than the window); ``num_frames`` defaults to the duration of the semantic ids; ``iterations``
+        overrides ``decoding.iterations``.
+        """
+        c = self.config
+        device = self.model.heads.device
+        semantic = semantic.to(device)
+        B, Ts = semantic.shape
+        if Ts == 0:
+            raise SoundstageError(f"{self.stage_name}: no semantic ids to generate from")
+        self._check_ids(semantic, c.semantic_vocab_size, "semantic_vocab_size", "semantic ids")
+        total = round(Ts * c.acoustic_rate / c.semantic_rate) if num_frames is None else num_frames
+        Q, window = c.num_quantizers, self.window_frames()
+        if acoustic_prompt is None:
+            prompt = torch.empty(B, Q, 0, dtype=torch.long, device=device)
+        else:
+            if acoustic_prompt.shape[1] < Q:
+                raise SoundstageError(f"{self.stage_name}: the acoustic prompt has {acoustic_prompt.shape[1]} RVQ levels, "
+                                      f"num_quantizers={Q} (a codec with a different number of levels?)")
+            prompt = acoustic_prompt[:, :Q, :total].to(device)
+            self._check_ids(prompt, c.codebook_size, "codebook_size", "acoustic prompt codes")
+            if prompt.shape[-1] >= window and total > prompt.shape[-1]:
+                raise SoundstageError(
+                    f"{self.stage_name}: the acoustic prompt is {prompt.shape[-1] / c.acoustic_rate:g} s, not shorter than "
+                    f"window_seconds={c.window_seconds:g}; give a shorter prompt or train with a longer window")
+        frames = semantic_to_frames(semantic, total, c.semantic_rate, c.acoustic_rate)  # [B, total]
+        context = round((c.decoding.context_seconds or c.window_seconds / 2) * c.acoustic_rate)
+        passes = (c.decoding if iterations is None else DecodingConfig(iterations=list(iterations))).per_level(Q)
+        return decode(self.model, frames, prompt, passes, self._sampling(temperature, top_k, top_p), context,
+                      c.decoding.choice_temperature, generator)
