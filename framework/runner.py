@@ -89,12 +89,15 @@ class PipelineRunner:
         self.statuses = plan_run(self, selected, restart)
         if dry_run:
             return []
-        check_plan(self, self.statuses)
+        check_plan(self, self.statuses)  # before the lock: a refused run leaves nothing behind
         check_memory(self.recipe, [n for n, s in self.statuses.items() if s.action in BUILDS])
         with RunDirLock(self.run_dir) if is_global_zero() else nullcontext() as lock:
-            if lock is not None and lock.previous.get("pid"):
-                self.log(f"[run] lock of PID {lock.previous['pid']} (no longer running) taken over")
-            if is_global_zero():
+            if lock is not None:
+                if lock.previous.get("pid"):
+                    self.log(f"[run] lock of PID {lock.previous['pid']} (no longer running) taken over")
+                # again under the lock: a run that held the directory until a moment ago may have changed it
+                self.statuses = plan_run(self, selected, restart)
+                check_plan(self, self.statuses)
                 with atomic_path(self.run_dir / "recipe.yaml") as tmp:
                     tmp.write_text(self.recipe.to_yaml())
                 for name in restart:
