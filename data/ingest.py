@@ -47,8 +47,8 @@ class ShardJobConfig:
     prefix: str = "shard"
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("sample_rate", "shard_bytes", "segment_seconds"), non_negative=("min_seconds", "num_workers"),
-                     at_least_one=("max_per_shard", "max_channels"))
+        check_ranges(self, positive=("sample_rate", "shard_bytes", "segment_seconds"),
+                     non_negative=("min_seconds", "num_workers"), at_least_one=("max_per_shard", "max_channels"))
 
 
 @dataclass

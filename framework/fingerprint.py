@@ -165,7 +165,9 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _resolve(value: str, stage_dir: Path) -> Path:
-    return stage_dir / value[2:] if value.startswith("./") else (stage_dir / value if not os.path.isabs(value) else Path(value))
+    if value.startswith("./"):
+        return stage_dir / value[2:]
+    return Path(value) if os.path.isabs(value) else stage_dir / value
 
 
 def _relative(path: Path, base: Path) -> str:

@@ -59,9 +59,10 @@ def test_second_run_into_the_same_dir_fails_at_once_naming_the_holder(tmp_path):
 
 
 def test_lock_is_exclusive_between_processes_and_released_on_exit(tmp_path):
+    script = (f"import sys; from soundstage.run_lock import RunDirLock; lock = RunDirLock({str(tmp_path)!r}).acquire(); "
+              "print('held', flush=True); sys.stdin.read()")
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from soundstage.run_lock import RunDirLock; import sys; l = RunDirLock({str(tmp_path)!r}).acquire(); "
-                               "print('held', flush=True); sys.stdin.read()"],
+        [sys.executable, "-c", script],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV,
     )
     try:
