@@ -137,10 +137,10 @@ class LMStage(Stage):
     @classmethod
     def memory_floor(cls, config: LMConfig) -> list[tuple[str, float, str]]:
         # Each layer's residual stream is kept for the backward pass; a window holds at least one
-        # stream's tokens (the fastest one), and never more than block_size of them.
-        rate = max(getattr(config, k, 0.0) for k in ("semantic_rate", "acoustic_rate"))
-        tokens = max(1, min(config.model.block_size, int(config.window_seconds * rate)))
+        # stream's tokens (the fastest one), and never more than the model's block_size of them.
         m = config.model
+        rate = max(getattr(config, k, 0.0) for k in ("semantic_rate", "acoustic_rate"))
+        tokens = max(1, min(getattr(m, "block_size", math.inf), int(config.window_seconds * rate)))
         what = f"{config.batch_size} x {tokens} tokens x {m.d_model} dims x {m.n_layer} layers of float32 activations"
         return [("batch_size", 4.0 * config.batch_size * tokens * m.d_model * m.n_layer, what)]
 

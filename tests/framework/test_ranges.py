@@ -62,3 +62,14 @@ def test_memory_floor_of_every_trained_stage_of_the_shipped_recipes_fits_here():
     with pytest.raises(SoundstageError, match="stages.semantic_lm.config.batch_size: .* tokens x"):
         check_memory(recipe, ["semantic_lm"], limit=1000)
     assert machine_memory() > 0
+
+
+def test_every_built_in_audio_or_token_stage_has_a_memory_floor_from_its_default_config():
+    from soundstage.registry import list_stages
+
+    for name, cls in list_stages().items():
+        built_in = not isinstance(cls, Exception) and cls.__module__.startswith("soundstage.plugins.")
+        if not built_in or not cls.trainable or name == "toy_regressor":  # the toy's batches are a few floats
+            continue
+        rows = cls.memory_floor(cls.config_class())
+        assert rows and all(key == "batch_size" and need > 0 for key, need, _ in rows), name
