@@ -3,7 +3,12 @@
 Covered elsewhere (not repeated here): unknown stage / key / type and `needs` or include cycles
 (tests/framework/test_recipe.py, test_dag.py), corrupt members and unreadable tars
 (tests/data/test_audio_datamodule.py), pickled checkpoints (tests/framework/test_checkpoint.py),
-key sanitising of ingested files (tests/data/test_ingest.py).
+key sanitising of ingested files (tests/data/test_ingest.py), out-of-range config values and batches
+too big for memory (tests/framework/test_ranges.py), unreachable remote shards
+(tests/data/test_remote_shards.py), stale stages (tests/framework/test_stale.py), two runs into one
+directory (tests/framework/test_run_lock.py), bad `generate` / `export` arguments
+(tests/framework/test_generate_cli.py), truncated resume checkpoints and failing checkpoint writes
+(tests/framework/test_fault_tolerance.py).
 """
 import io
 import json
