@@ -2,7 +2,8 @@
 
 A stage is trained by the pipeline (``trainable = True``: ``build_datamodule`` then
 ``trainer.fit``, then ``after_fit``) or runs a job (``trainable = False``: ``run``), e.g. tokenizing
-shards or generating samples. Stages hand work to each other only through their stage
+shards or generating samples; a job stage with ``exports_model`` (a pretrained model used as is) is
+exported after its run like a trained one. Stages hand work to each other only through their stage
 directories: the exported ``model.safetensors`` (weights + resolved config) and the
 ``outputs`` they return, recorded in the stage's ``done`` marker.
 """
@@ -98,6 +99,8 @@ class Stage(L.LightningModule):
     produces: ClassVar[tuple[str, ...]] = ()
     monitor: ClassVar[str | None] = None  # validation metric that picks the "best" checkpoint (min)
     trainable: ClassVar[bool] = True
+    # A job stage (trainable=False) whose model is exported after run(), e.g. a pretrained codec it wraps.
+    exports_model: ClassVar[bool] = False
     stage_name: ClassVar[str] = ""  # set by @register_stage
     max_nonfinite_in_a_row: ClassVar[int] = 5  # then training stops with a clear error
 
@@ -211,17 +214,26 @@ class Stage(L.LightningModule):
                 f"{path}: checkpoint is of stage {plugin!r}, not {cls.stage_name or cls.__name__!r}"
             )
         config = build_config(stage_cls.config_class, config_dict, where="config", source=str(path))
-        stage = stage_cls(config)
+        stage = stage_cls.from_saved(config, state_dict, Path(path))
+        stage.eval()
+        return stage
+
+    @classmethod
+    def from_saved(cls, config: StageConfig, state_dict: dict[str, torch.Tensor], source: Path) -> "Stage":
+        """This stage rebuilt from its saved config and weights (the last step of ``load_pretrained``).
+
+        Override when the weights need their own loader, e.g. a wrapped third-party model.
+        """
+        stage = cls(config)
         try:
             missing, unexpected = stage.load_state_dict(state_dict, strict=False)
         except RuntimeError as exc:  # shape mismatches
-            raise SoundstageError(f"{path}: weights do not fit the {plugin!r} model built from its config: {exc}") from exc
+            raise SoundstageError(f"{source}: weights do not fit the {cls.stage_name!r} model built from its config: {exc}") from exc
         if missing or unexpected:
             raise SoundstageError(
-                f"{path}: weights do not fit the {plugin!r} model built from its config "
+                f"{source}: weights do not fit the {cls.stage_name!r} model built from its config "
                 f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})"
             )
-        stage.eval()
         return stage
 
 

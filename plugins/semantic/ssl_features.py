@@ -18,19 +18,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from soundstage.errors import SoundstageError
+from soundstage.plugins.hf_checkpoint import checkpoint_dir, import_transformers
 
 WAVE_MODELS = ("hubert", "wav2vec2", "data2vec-audio", "wavlm")
 FBANK_MODELS = ("wav2vec2-bert",)
 
 
 def _transformers():
-    try:
-        import transformers
-    except ImportError as exc:  # optional extra
-        raise SoundstageError(
-            "features='ssl' needs the optional dependency 'transformers' (pip install 'soundstage[ssl]')"
-        ) from exc
-    return transformers
+    return import_transformers("features='ssl'")
 
 
 def _build(spec: dict[str, Any]) -> tuple[nn.Module, Any]:
@@ -72,9 +67,7 @@ class SSLFeatures(nn.Module):
     def from_pretrained(cls, path: str | Path, layer: int) -> "SSLFeatures":
         """Load a local checkpoint directory (never downloads), keeping the layers up to ``layer``."""
         tf = _transformers()
-        path = Path(path).expanduser()
-        if not (path / "config.json").is_file():
-            raise SoundstageError(f"{path}: not a local transformers checkpoint (no config.json)")
+        path = checkpoint_dir(path, "ssl_path")
         model = tf.AutoModel.from_pretrained(str(path), local_files_only=True)
         model_type = model.config.model_type
         num_layers = len(model.encoder.layers)
