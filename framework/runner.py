@@ -174,6 +174,10 @@ class PipelineRunner:
             else:
                 self.log(f"[{plan.name}] running {plan.plugin}")
                 status, outputs, checkpoint = "ran", stage.run(ctx) or {}, None
+                if plan.stage_class.exports_model:
+                    checkpoint = stage_dir / MODEL_FILE
+                    if is_global_zero():
+                        stage.save_pretrained(checkpoint)
         if is_global_zero():
             self._write_done(plan, inputs, checkpoint, outputs)
         _barrier()
