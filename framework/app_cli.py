@@ -7,6 +7,7 @@ from pathlib import Path
 
 DEFAULT_MAX_SECONDS = 600.0
 PROGRESS_FROM_SECONDS = 10.0  # outputs at least this long show a progress bar per decoding pass
+SAMPLED_STAGES = ("semantic", "coarse", "fine", "soundstorm")  # --<stage>-temperature / -top-k / -top-p
 
 
 def add_app_commands(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +26,9 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prompt-in-output", action="store_true", help="write only the continuation")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="cpu")
-    for stage in ("semantic", "coarse", "fine"):
+    p.add_argument("--acoustic", choices=("coarse_fine", "soundstorm"),
+                   help="acoustic generator, where the run trained both (default: coarse_fine)")
+    for stage in SAMPLED_STAGES:
         p.add_argument(f"--{stage}-temperature", type=float)
         p.add_argument(f"--{stage}-top-k", type=int)
         p.add_argument(f"--{stage}-top-p", type=float)
@@ -72,7 +75,7 @@ def _check_length(pipe, seconds: float) -> None:
 
 def _sampling(args: argparse.Namespace) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for stage in ("semantic", "coarse", "fine"):
+    for stage in SAMPLED_STAGES:
         values = {
             "temperature": getattr(args, f"{stage}_temperature"),
             "top_k": getattr(args, f"{stage}_top_k"),
@@ -88,7 +91,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .inference import Pipeline
 
     check_generate_args(args)
-    pipe = Pipeline.load(args.path, device=args.device, sampling=_sampling(args))
+    pipe = Pipeline.load(args.path, device=args.device, sampling=_sampling(args), acoustic=args.acoustic)
     if not args.semantic:
         _check_length(pipe, args.seconds)
     with decoding_progress(args.semantic is not None or args.seconds >= PROGRESS_FROM_SECONDS):

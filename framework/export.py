@@ -15,7 +15,7 @@ from typing import Any
 
 from .checkpoint import read_stage_metadata, write_json_atomic
 from .errors import SoundstageError
-from .inference import BUNDLE_FILE, find_roles
+from .inference import BUNDLE_FILE, all_roles
 
 EVAL_FILE = Path("eval") / "eval.json"
 
@@ -27,7 +27,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
         raise SoundstageError(f"{out_dir} exists and is not a directory; give a folder for the bundle")
     if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() in out_dir.resolve().parents:
         raise SoundstageError(f"{out_dir} is inside the run directory {run_dir}; give a folder outside it")
-    roles = find_roles(run_dir)
+    roles = all_roles(run_dir)  # every finished acoustic generator: `generate --acoustic` picks one
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise SoundstageError(f"{out_dir} exists and is not empty (pass --overwrite to replace it)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)

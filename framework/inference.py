@@ -2,7 +2,8 @@
 
 The roles AudioLM generation needs are found from what each stage produces, following the
 LM stages' ``needs`` to the exact tokenizers their token shards came from (a recipe may hold
-several semantic tokenizers, e.g. k-means iterations 0 and 1).
+several semantic tokenizers, e.g. k-means iterations 0 and 1). The acoustic generator is either
+the coarse + fine LMs or SoundStorm; a run that trained both uses coarse + fine unless asked.
 """
 from __future__ import annotations
 
@@ -17,13 +18,32 @@ from omegaconf import OmegaConf
 from .errors import SoundstageError
 from .stage import Stage
 
-ROLES = ("semantic_tokenizer", "codec", "semantic_lm", "coarse_lm", "fine_lm")
+ROLES = ("semantic_tokenizer", "codec", "semantic_lm", "coarse_lm", "fine_lm")  # the AR pipeline's roles
+BASE_ROLES = ("semantic_tokenizer", "codec", "semantic_lm")
+#: Acoustic generator -> the roles that make it up, in the order a run with several uses them by default.
+ACOUSTIC_GENERATORS = {"coarse_fine": ("coarse_lm", "fine_lm"), "soundstorm": ("soundstorm",)}
 BUNDLE_FILE = "bundle.json"
 MIN_PROMPT_SECONDS = 0.5
 
 
-def find_roles(run_dir: str | Path) -> dict[str, str]:
-    """Role -> stage name in a run directory, from the resolved recipe and the done markers."""
+def choose_acoustic(available: list[str], wanted: str | None, where: str) -> str:
+    """The acoustic generator to use among ``available`` ones: ``wanted``, else the first."""
+    if wanted is not None and wanted not in ACOUSTIC_GENERATORS:
+        raise SoundstageError(f"unknown acoustic generator {wanted!r} (known: {', '.join(ACOUSTIC_GENERATORS)})")
+    if not available:
+        raise SoundstageError(f"{where}: no finished acoustic generator (coarse_lm + fine_lm, or soundstorm)")
+    if wanted is None:
+        return available[0]
+    if wanted not in available:
+        raise SoundstageError(f"{where}: no finished {wanted} acoustic generator (available: {', '.join(available)})")
+    return wanted
+
+
+def find_roles(run_dir: str | Path, acoustic: str | None = None) -> dict[str, str]:
+    """Role -> stage name in a run directory, from the resolved recipe and the done markers.
+
+    ``acoustic`` picks the acoustic generator (``coarse_fine`` or ``soundstorm``) when the run has both.
+    """
     run_dir = Path(run_dir)
     recipe_file = run_dir / "recipe.yaml"
     if not recipe_file.is_file():
@@ -41,23 +61,41 @@ def find_roles(run_dir: str | Path) -> dict[str, str]:
             raise SoundstageError(f"{run_dir}: no finished stage produces {stream!r} (finished: {sorted(produces)})")
         return found[-1]
 
-    roles = {role: producer(role, list(stages)) for role in ("semantic_lm", "coarse_lm", "fine_lm")}
-    tokens = producer("tokens", stages[roles["coarse_lm"]].get("needs", []))
+    kind = choose_acoustic(acoustic_generators(produces), acoustic, str(run_dir))
+    roles = {role: producer(role, list(stages)) for role in ("semantic_lm", *ACOUSTIC_GENERATORS[kind])}
+    tokens = producer("tokens", stages[roles[ACOUSTIC_GENERATORS[kind][0]]].get("needs", []))
     token_needs = stages[tokens].get("needs", [])
     roles["semantic_tokenizer"] = producer("semantic", token_needs)
     roles["codec"] = producer("acoustic", token_needs)
     return roles
 
 
-def model_files(path: str | Path) -> dict[str, Path]:
-    """Role -> exported model file, for a bundle or a run directory."""
+def acoustic_generators(produces: dict[str, list[str]]) -> list[str]:
+    """The acoustic generators whose every role some stage produces (``produces``: stage -> streams)."""
+    made = {s for streams in produces.values() for s in streams}
+    return [kind for kind, roles in ACOUSTIC_GENERATORS.items() if set(roles) <= made]
+
+
+def all_roles(run_dir: str | Path) -> dict[str, str]:
+    """Role -> stage for every finished acoustic generator of a run (what an export bundles)."""
+    run_dir = Path(run_dir)
+    produces = {p.parent.name: json.loads(p.read_text()).get("produces", []) for p in run_dir.glob("*/done.json")}
+    roles: dict[str, str] = {}
+    for kind in acoustic_generators(produces) or [None]:  # None: find_roles names what is missing
+        roles = find_roles(run_dir, kind) | roles
+    return roles
+
+
+def model_files(path: str | Path, acoustic: str | None = None) -> dict[str, Path]:
+    """Role -> exported model file, for a bundle or a run directory (``acoustic``: see ``find_roles``)."""
     path = Path(path)
     bundle = path / BUNDLE_FILE
     if bundle.is_file():
         roles = json.loads(bundle.read_text())["roles"]
-        return {role: path / roles[role]["file"] for role in ROLES}
+        kind = choose_acoustic(acoustic_generators({r: [r] for r in roles}), acoustic, str(path))
+        return {role: path / roles[role]["file"] for role in (*BASE_ROLES, *ACOUSTIC_GENERATORS[kind])}
     files = {}
-    for role, stage in find_roles(path).items():
+    for role, stage in find_roles(path, acoustic).items():
         done = json.loads((path / stage / "done.json").read_text())
         if not done.get("checkpoint"):
             raise SoundstageError(f"{path / stage}: stage {stage!r} has no exported model")
@@ -73,14 +111,18 @@ class Pipeline:
 
         self.models = models
         self.generator = AudioLMGenerator(
-            models["semantic_tokenizer"], models["semantic_lm"], models["coarse_lm"], models["fine_lm"], models["codec"],
-            sampling=sampling,
+            models["semantic_tokenizer"], models["semantic_lm"], models.get("coarse_lm"), models.get("fine_lm"),
+            models["codec"], sampling=sampling, soundstorm=models.get("soundstorm"),
         )
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", sampling: dict[str, dict[str, Any]] | None = None) -> "Pipeline":
-        """Load every model generation needs from a run directory or an exported bundle."""
-        models = {role: Stage.load_pretrained(file).to(device).eval() for role, file in model_files(path).items()}
+    def load(cls, path: str | Path, device: str = "cpu", sampling: dict[str, dict[str, Any]] | None = None,
+             acoustic: str | None = None) -> "Pipeline":
+        """Load every model generation needs from a run directory or an exported bundle.
+
+        ``acoustic``: ``coarse_fine`` or ``soundstorm`` where the run trained both (default: coarse_fine).
+        """
+        models = {role: Stage.load_pretrained(file).to(device).eval() for role, file in model_files(path, acoustic).items()}
         return cls(models, sampling)
 
     @property

@@ -125,6 +125,15 @@ def _load_tree(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
     return merged
 
 
+def _drop_removed_stages(tree: DictConfig) -> None:
+    """``stages.<name>: null`` (in an extending recipe or as an override) removes an inherited stage."""
+    stages = tree.get("stages")
+    if OmegaConf.is_dict(stages):
+        plain = OmegaConf.to_container(stages, resolve=False)
+        for name in [k for k, v in plain.items() if v is None]:
+            del stages[name]
+
+
 def parse_overrides(overrides: Sequence[str]) -> DictConfig:
     """``key.path=value`` strings (values parsed as YAML) into a config."""
     for item in overrides:
@@ -141,6 +150,7 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     path = find_recipe(str(ref))
     source = str(path)
     tree = OmegaConf.merge(_load_tree(path), parse_overrides(overrides))
+    _drop_removed_stages(tree)
     schema: RecipeSchema = build_config(RecipeSchema, tree, source=source)
     check_trainer(schema.trainer, "trainer", source)
     if not schema.stages:

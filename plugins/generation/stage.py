@@ -22,7 +22,9 @@ ROLE_STREAMS = {
     "semantic_lm": "semantic_lm",
     "coarse_lm": "coarse_lm",
     "fine_lm": "fine_lm",
+    "soundstorm": "soundstorm",
 }
+ACOUSTIC_STREAMS = ("coarse_lm", "fine_lm", "soundstorm")  # needs: coarse_lm + fine_lm, or soundstorm
 
 
 @dataclass
@@ -51,6 +53,7 @@ class SamplesConfig(StageConfig):
     semantic: StageSampling = field(default_factory=StageSampling)
     coarse: StageSampling = field(default_factory=StageSampling)
     fine: StageSampling = field(default_factory=StageSampling)
+    soundstorm: StageSampling = field(default_factory=StageSampling)
 
 
 @register_stage("audiolm_samples")
@@ -59,14 +62,26 @@ class AudioLMSamplesStage(Stage):
 
     config_class = SamplesConfig
     consumes = ("audio", *ROLE_STREAMS.values())
+    optional_consumes = ACOUSTIC_STREAMS
     trainable = False
+
+    @classmethod
+    def check_upstream(cls, config: StageConfig, upstream: dict[str, tuple[type[Stage], StageConfig]]) -> list[str]:
+        made = {s for stage_class, _ in upstream.values() for s in stage_class.produces}
+        if not ({"coarse_lm", "fine_lm"} <= made or "soundstorm" in made):
+            return ["needs an acoustic generator: coarse_lm + fine_lm, or soundstorm"]
+        return []
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         from soundstage.inference import Pipeline
 
         cfg = self.config
-        sampling = {"semantic": cfg.semantic.as_kwargs(), "coarse": cfg.coarse.as_kwargs(), "fine": cfg.fine.as_kwargs()}
-        models = {role: ctx.load_upstream(stream).to(cfg.device).eval() for role, stream in ROLE_STREAMS.items()}
+        sampling = {"semantic": cfg.semantic.as_kwargs(), "coarse": cfg.coarse.as_kwargs(), "fine": cfg.fine.as_kwargs(),
+                    "soundstorm": cfg.soundstorm.as_kwargs()}
+        needed = {s for r in ctx.upstream.values() for s in r.produces}
+        # With both generators among the needs, coarse + fine make the samples (as in the AudioLM paper).
+        roles = {r: s for r, s in ROLE_STREAMS.items() if s in needed and not (s == "soundstorm" and "coarse_lm" in needed)}
+        models = {role: ctx.load_upstream(stream).to(cfg.device).eval() for role, stream in roles.items()}
         pipe = Pipeline(models, sampling=sampling)
         sr = pipe.sample_rate
         written: list[dict[str, Any]] = []
