@@ -16,12 +16,14 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 
 
-def import_transformers(purpose: str) -> Any:
+def import_transformers(purpose: str, extra: str = "ssl") -> Any:
     """The ``transformers`` module, or a one-line error naming the extra that installs it."""
     try:
         import transformers
     except ImportError as exc:  # optional extra
-        raise SoundstageError(f"{purpose} needs the optional dependency 'transformers' (pip install 'soundstage[ssl]')") from exc
+        raise SoundstageError(
+            f"{purpose} needs the optional dependency 'transformers' (pip install 'soundstage[{extra}]')"
+        ) from exc
     return transformers
 
 

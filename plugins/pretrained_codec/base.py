@@ -1,0 +1,192 @@
+"""What the pretrained-codec stages share: finding and checking the checkpoint, loading, saving, the job.
+
+The stage is a job (never trained): its run loads the checkpoint on ``device``, checks it with one
+second of audio and reports its numbers; the runner then exports it (``exports_model``). With
+``copy_weights`` the exported file carries the checkpoint's own tensors (under their original
+names) and its config.json, and loading rebuilds the model through transformers' ``from_pretrained``;
+without, it records ``path`` and the weights' digest, both checked at every load.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from soundstage.errors import SoundstageError
+from soundstage.stage import Stage, StageConfig, StageContext
+
+from .checkpoint import (
+    checked_family, codec_facts, files_sha256, inspect_checkpoint, load_model, model_from_tensors, read_tensors,
+)
+from .codec_model import PretrainedCodec
+from .config import CheckpointConfig, declared_problems
+from .families import CodecFacts, Family
+
+log = logging.getLogger("soundstage.plugins.pretrained_codec")
+PREFIX = "checkpoint."  # the checkpoint's tensors inside an exported stage file, under their own names
+
+
+class PretrainedCodecBase(Stage):
+    """Base of the stages that use a local transformers codec checkpoint as is (``self.codec``)."""
+
+    config: CheckpointConfig
+    consumes = ("audio",)
+    trainable = False
+    exports_model = True
+    required_family: ClassVar[str | None] = None  # model_type a subclass needs (e.g. "mimi")
+
+    def __init__(self, config: CheckpointConfig, model: torch.nn.Module | None = None) -> None:
+        super().__init__(config)
+        c = config
+        where = f"{self.stage_name or type(self).__name__}: config.path"
+        self._tensor_files: tuple[list[Path], str] | None = None  # where save_pretrained re-reads the tensors
+        if model is None:
+            source = inspect_checkpoint(c.path, where)
+            if c.hf_config and json.loads(c.hf_config) != source.raw_config:
+                raise SoundstageError(f"{where}: {source.directory}/config.json changed since this model was made")
+            if c.weights_sha256 and files_sha256(source.weight_files) != c.weights_sha256:
+                raise SoundstageError(f"{where}: the weights in {source.directory} changed since this model was made "
+                                      "(sha256 differs); re-run the stage that made it")
+            family, raw = source.family, source.raw_config
+            self._check_family(family, where)
+            model = load_model(source, where)
+            c.hf_config = json.dumps(raw)
+            self._tensor_files = (source.weight_files, "")
+        else:
+            raw = json.loads(c.hf_config)
+            family = checked_family(raw, where, "the saved config.json")
+        facts = codec_facts(family, raw, where)
+        problems = declared_problems(c, facts, f"{c.path} (config.json)") + self.contract_problems(c, facts)
+        if problems:
+            raise SoundstageError(f"{self.stage_name}: {problems[0]}")
+        self.family, self.facts = family, facts
+        self.codec = PretrainedCodec(model, family, facts, c.sample_rate)
+
+    # --- contract -------------------------------------------------------------------------------
+    @classmethod
+    def contract_problems(cls, config: StageConfig, facts: CodecFacts | None) -> list[str]:
+        """What else the subclass requires of the checkpoint (``facts`` None: unknown at validation)."""
+        return []
+
+    @classmethod
+    def _check_family(cls, family: Family, where: str) -> None:
+        if cls.required_family and family.model_type != cls.required_family:
+            raise SoundstageError(f"{where}: {cls.stage_name} needs a {cls.required_family!r} checkpoint, "
+                                  f"got {family.title} ({family.model_type!r})")
+
+    @classmethod
+    def readable_facts(cls, config: CheckpointConfig, where: str = "config.path") -> CodecFacts | None:
+        """The checkpoint's facts from its saved config.json or the one at ``path``; None when neither is here.
+
+        A path that exists must be a usable checkpoint (errors name ``where``); reads no weights.
+        """
+        if config.hf_config:
+            raw = json.loads(config.hf_config)
+            family = checked_family(raw, where, "the saved config.json")
+        else:
+            directory = Path(config.path).expanduser()
+            if not directory.exists():
+                return None
+            stamp = (directory / "config.json").stat().st_mtime_ns if (directory / "config.json").is_file() else 0
+            family, raw = _inspect_cached(str(directory), stamp, where)
+        cls._check_family(family, where)
+        return codec_facts(family, raw, where)
+
+    @classmethod
+    def check_upstream(cls, config: CheckpointConfig, upstream: dict[str, tuple[type[Stage], Any]]) -> list[str]:
+        """At `recipe validate`: the declared numbers against the checkpoint's config.json when it is here."""
+        try:
+            facts = cls.readable_facts(config)
+        except SoundstageError as exc:
+            return [str(exc)]
+        if facts is None:
+            log.warning("%s: %s is not here: checked the recipe's numbers against the other stages only; the "
+                        "checkpoint itself (model type, weights, rates, sizes) is checked when the stage runs",
+                        cls.stage_name, config.path)
+            return cls.contract_problems(config, None)
+        return declared_problems(config, facts, f"{config.path} (config.json)") + cls.contract_problems(config, facts)
+
+    # --- job ----------------------------------------------------------------------------------------
+    def run(self, ctx: StageContext) -> dict[str, Any]:
+        """Check the codec on ``device`` with one second of noise; report its numbers (the export follows)."""
+        c = self.config
+        if ctx.data.sample_rate != c.sample_rate:
+            raise SoundstageError(f"stages.{ctx.name}.config.sample_rate: {c.sample_rate} Hz but data.sample_rate "
+                                  f"is {ctx.data.sample_rate} Hz (interpolate it: ${{data.sample_rate}})")
+        digest = files_sha256(self._tensor_files[0]) if self._tensor_files else ""
+        if not c.copy_weights:
+            c.weights_sha256 = digest
+            c.path = str(Path(c.path).expanduser().resolve())  # the export records where to find it
+        self.to(c.device)
+        try:
+            start = time.monotonic()
+            probe = self.probe(torch.randn(1, c.sample_rate, device=c.device) * 0.1)
+            probe["realtime_factor"] = round(1.0 / max(time.monotonic() - start, 1e-9), 2)
+        finally:
+            self.to("cpu")
+        f = self.facts
+        outputs: dict[str, Any] = {
+            **self.token_info(),
+            "checkpoint": {"model_type": f.model_type, "path": str(Path(c.path).expanduser()), "codec_sample_rate": f.sample_rate,
+                           "codec_hop_length": f.hop_length, "levels_available": f.num_quantizers,
+                           "weights_sha256": digest, "copy_weights": c.copy_weights},
+            "probe": probe,
+        }
+        if not c.copy_weights:  # a path among the outputs: the codec's files join this stage's product hash
+            outputs["codec_files"] = str(Path(c.path))
+        return outputs
+
+    def probe(self, wave: Tensor) -> dict[str, Any]:
+        """Encode (and decode) ``wave`` [1, T] once; raise if the codes break the contract."""
+        raise NotImplementedError
+
+    def token_info(self) -> dict[str, Any]:
+        """The token numbers this stage reports in its done marker."""
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> "PretrainedCodecBase":
+        super().train(mode)
+        self.codec.model.eval()  # never trained: no quantizer dropout, whatever Lightning asks
+        return self
+
+    # --- export -------------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path, extra: dict[str, Any] | None = None,
+                        state_dict: dict[str, Tensor] | None = None) -> Path:
+        """The stage file: the checkpoint's own tensors and config.json (copy_weights) or only the config."""
+        tensors: dict[str, Tensor] = {}
+        if self.config.copy_weights:
+            if self._tensor_files is None:
+                raise SoundstageError(f"{self.stage_name}: this model was not loaded from files it could copy")
+            files, prefix = self._tensor_files
+            tensors = {PREFIX + k[len(prefix):]: v for k, v in read_tensors(files).items() if k.startswith(prefix)}
+        return super().save_pretrained(path, extra, state_dict=tensors)
+
+    @classmethod
+    def from_saved(cls, config: StageConfig, state_dict: dict[str, Tensor], source: Path) -> Stage:
+        assert isinstance(config, CheckpointConfig)
+        if not config.copy_weights:
+            try:
+                return cls(config)
+            except SoundstageError as exc:
+                raise SoundstageError(f"{source} records the codec's directory instead of carrying it "
+                                      f"(copy_weights: false): {exc}") from exc
+        tensors = {k[len(PREFIX):]: v for k, v in state_dict.items() if k.startswith(PREFIX)}
+        if not tensors or not config.hf_config:
+            raise SoundstageError(f"{source}: carries no codec checkpoint (weights or config.json)")
+        raw = json.loads(config.hf_config)
+        model = model_from_tensors(checked_family(raw, str(source), "its config.json"), raw, tensors, str(source))
+        stage = cls(config, model=model)
+        stage._tensor_files = ([source], PREFIX)
+        return stage
+
+
+@functools.lru_cache(maxsize=16)
+def _inspect_cached(directory: str, config_mtime: int, where: str) -> tuple[Family, dict[str, Any]]:
+    source = inspect_checkpoint(directory, where)  # validate asks once per LM stage: read config.json once
+    return source.family, source.raw_config
