@@ -11,7 +11,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -37,6 +37,36 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def build_dir_once(final: str | Path, marker: str, build: Callable[[Path], None]) -> Path:
+    """Build a cache folder once: ``build(tmp)`` fills a temp folder beside ``final``, which is renamed
+    into place only when complete (``tmp / marker`` exists), under a file lock so concurrent processes
+    wait and then reuse it. A folder without its marker is a half-built leftover and is replaced."""
+    import fcntl
+    import shutil
+
+    final = Path(final)
+    if (final / marker).exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (final / marker).exists():
+                tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+                try:
+                    build(tmp)
+                    if not (tmp / marker).exists():
+                        raise RuntimeError(f"building {final} left no {marker}")
+                    if final.exists():
+                        shutil.rmtree(final)
+                    os.replace(tmp, final)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return final
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:

@@ -5,21 +5,20 @@ stale model. Weights are stored as safetensors next to a JSON of what rebuilds t
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from soundstage.checkpoint import build_dir_once
 
 from .phone_recognizer import PhoneRecognizer, PhoneRecognizerConfig
 from .speaker_embedding import SpeakerEmbedding, SpeakerEmbeddingConfig
 from .utterances import Utterance
 
-EVAL_MODELS_VERSION = 1  # bump when the models or their training change
+EVAL_MODELS_VERSION = 2  # bump when the models or their training change
 
 
 @dataclass
@@ -54,30 +53,16 @@ def cache_key(urls: list[str], sample_rate: int, phone_cfg: PhoneRecognizerConfi
 def load_or_train(train_shards: str, sample_rate: int, phone_cfg: PhoneRecognizerConfig,
                   speaker_cfg: SpeakerEmbeddingConfig, cache_dir: str | Path, max_utterances: int = 4000,
                   log: Callable[[str], None] = print) -> EvalModels:
-    """The cached models for ``train_shards``, training (under a file lock, written atomically) when absent."""
+    """The cached models for ``train_shards``, trained once (under a file lock, renamed into place when complete)."""
     from soundstage.data.shards import expand_shards
 
     urls = expand_shards(train_shards)
     root = Path(os.path.expanduser(str(cache_dir)))
     final = root / f"eval-models-{sample_rate}hz-{cache_key(urls, sample_rate, phone_cfg, speaker_cfg, max_utterances)}"
-    if (final / "facts.json").is_file():
-        return _load(final)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{final.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second eval of the same corpus waits, then loads
-        try:
-            if not (final / "facts.json").is_file():
-                tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-                try:
-                    _train_into(tmp, train_shards, sample_rate, phone_cfg, speaker_cfg, max_utterances, log)
-                    if final.exists():
-                        shutil.rmtree(final)
-                    os.replace(tmp, final)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    log(f"[eval] measuring models cached in {final}")
+    if not (final / "facts.json").is_file():
+        build_dir_once(final, "facts.json",
+                       lambda tmp: _train_into(tmp, train_shards, sample_rate, phone_cfg, speaker_cfg, max_utterances, log))
+        log(f"[eval] measuring models cached in {final}")
     return _load(final)
 
 

@@ -55,13 +55,14 @@ def fit_quietly(module: Any, loader: Any, max_steps: int, max_minutes: float, lo
     """Train ``module`` with Lightning on CPU (or the module's device) within ``max_steps`` and ``max_minutes``;
     TensorBoard events go to ``log_dir`` when given. Returns the steps done."""
     import lightning as L
+    from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
     logger: Any = TensorBoardLogger(save_dir=log_dir, name="", version="", default_hp_metric=False) if log_dir else False
     trainer = L.Trainer(
         accelerator="auto", devices=1, max_steps=max_steps, max_time={"minutes": max_minutes}, logger=logger,
         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=True, log_every_n_steps=25,
-        num_sanity_val_steps=0, gradient_clip_val=1.0,
+        num_sanity_val_steps=0, gradient_clip_val=1.0, callbacks=[TQDMProgressBar(refresh_rate=10)],
     )
     trainer.fit(module, train_dataloaders=loader)
     return int(trainer.global_step)

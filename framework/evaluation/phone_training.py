@@ -42,6 +42,24 @@ def phone_inventory(utterances: list[Utterance], min_count: int) -> list[str]:
     return phones + ["<unk>"]
 
 
+def noise_clips(n: int, sample_rate: int, seed: int) -> list[torch.Tensor]:
+    """``n`` clips of 1-4 s of white, pink-ish or brown-ish noise at random levels (non-speech examples)."""
+    rng = torch.Generator().manual_seed(seed + 7919)
+    clips = []
+    for i in range(n):
+        length = int(sample_rate * (1 + 3 * float(torch.rand(1, generator=rng))))
+        white = torch.randn(length, generator=rng)
+        colour = i % 3  # 0 white, 1 a first-order low-pass (pink-ish), 2 integrated (brown-ish)
+        if colour == 1:
+            white = white + torch.cat([white.new_zeros(1), white[:-1]])
+        elif colour == 2:
+            white = torch.cumsum(white, 0)
+            white = white - white.mean()
+        level = 10 ** (-1 - 2 * float(torch.rand(1, generator=rng)))  # -20 to -60 dBFS RMS
+        clips.append(white / white.pow(2).mean().sqrt().clamp(min=1e-8) * level)
+    return clips
+
+
 def train_phone_recognizer(utterances: list[Utterance], sample_rate: int, config: PhoneRecognizerConfig,
                            log_dir: str | None = None) -> tuple[PhoneRecognizer, dict]:
     """Train on utterances with phoneme timings; returns the model (eval mode) and training facts."""
@@ -51,8 +69,13 @@ def train_phone_recognizer(utterances: list[Utterance], sample_rate: int, config
     torch.manual_seed(config.seed)
     model = PhoneRecognizer(phone_inventory(labelled, config.min_phone_count), sample_rate, config)
     feats = [model.features(torch.from_numpy(u.wave)[None])[0] for u in labelled]  # [F_i, n_mels]
-    labels = [torch.tensor(model.encode_labels(phone_sequence(u.phonemes))) for u in labelled]
-    keep = [i for i in range(len(feats)) if 0 < len(labels[i]) <= ConvEncoder.out_frames(feats[i].shape[0])]
+    labels = [torch.tensor(model.encode_labels(phone_sequence(u.phonemes)), dtype=torch.long) for u in labelled]
+    # Noise clips with empty transcripts: per-utterance normalisation makes any noise look like speech,
+    # so without them the recognizer hallucinates phones in noise (and in a codec's noisy output).
+    for wave in noise_clips(len(labelled) // 20 + 1, sample_rate, config.seed):
+        feats.append(model.features(wave[None])[0])
+        labels.append(torch.zeros(0, dtype=torch.long))
+    keep = [i for i in range(len(feats)) if len(labels[i]) <= ConvEncoder.out_frames(feats[i].shape[0])]
 
     def collate(idx: list[int]):  # type: ignore[no-untyped-def]
         x, x_len = pad_frames([feats[keep[i]] for i in idx])
@@ -63,6 +86,6 @@ def train_phone_recognizer(utterances: list[Utterance], sample_rate: int, config
     sampler = LengthBuckets([feats[i].shape[0] for i in keep], frames_per_batch, config.seed)
     loader = DataLoader(list(range(len(keep))), batch_sampler=sampler, collate_fn=collate)
     steps = fit_quietly(_CTCModule(model, config), loader, config.max_steps, config.max_minutes, log_dir)
-    facts = {"utterances": len(keep), "phones": len(model.phones), "steps": steps,
-             "hours": round(sum(len(labelled[i].wave) for i in keep) / sample_rate / 3600, 3)}
+    facts = {"utterances": len(labelled), "noise_clips": len(feats) - len(labelled), "phones": len(model.phones),
+             "steps": steps, "hours": round(sum(len(u.wave) for u in labelled) / sample_rate / 3600, 3)}
     return model.eval(), facts
