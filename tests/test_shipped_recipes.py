@@ -60,3 +60,19 @@ def test_shared_numbers_flow_by_interpolation():
     assert recipe.stages["codec"].config.codebook_size == 128
     assert recipe.stages["coarse_lm"].config.codebook_size == 128
     assert recipe.stages["fine_lm"].config.codebook_size == 128
+
+
+def test_audiolm_paper_offers_soundstorm_at_the_papers_size():
+    cfg = load_recipe("audiolm_paper").stages["soundstorm"].config
+    m = cfg.model
+    assert (m.block, m.n_layer, m.n_head, m.d_model, m.ff_mult * m.d_model, m.conv_kernel) == ("conformer", 12, 16, 1024, 4096, 5)
+    assert (cfg.num_quantizers, cfg.codebook_size, cfg.window_seconds) == (12, 1024, 30.0)
+    assert sum(cfg.decoding.per_level(cfg.num_quantizers)) == 27  # 16 passes for level 0, 1 for each finer level
+
+
+@pytest.mark.parametrize("name, base", [("speech_tiny_soundstorm", "speech_tiny"), ("speech_small_soundstorm", "speech_small")])
+def test_soundstorm_variants_replace_coarse_and_fine(name, base):
+    recipe, parent = load_recipe(name), load_recipe(base)
+    assert "coarse_lm" not in recipe.stages and "fine_lm" not in recipe.stages
+    assert recipe.stages["samples"].needs == ["codec", "semantic", "semantic_lm", "soundstorm"]
+    assert set(recipe.stages) - {"soundstorm"} == set(parent.stages) - {"coarse_lm", "fine_lm"}
