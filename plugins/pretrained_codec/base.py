@@ -54,17 +54,18 @@ class PretrainedCodecBase(Stage):
                 raise SoundstageError(f"{where}: the weights in {source.directory} changed since this model was made "
                                       "(sha256 differs); re-run the stage that made it")
             family, raw = source.family, source.raw_config
-            self._check_family(family, where)
-            model = load_model(source, where)
-            c.hf_config = json.dumps(raw)
-            self._tensor_files = (source.weight_files, "")
         else:
             raw = json.loads(c.hf_config)
             family = checked_family(raw, where, "the saved config.json")
-        facts = codec_facts(family, raw, where)
+        self._check_family(family, where)
+        facts = codec_facts(family, raw, where)  # every number is checked before a weight is read
         problems = declared_problems(c, facts, f"{c.path} (config.json)") + self.contract_problems(c, facts)
         if problems:
             raise SoundstageError(f"{self.stage_name}: {problems[0]}")
+        if model is None:
+            model = load_model(source, where)
+            c.hf_config = json.dumps(raw)
+            self._tensor_files = (source.weight_files, "")
         self.family, self.facts = family, facts
         self.codec = PretrainedCodec(model, family, facts, c.sample_rate)
 
@@ -106,7 +107,7 @@ class PretrainedCodecBase(Stage):
         except SoundstageError as exc:
             return [str(exc)]
         if facts is None:
-            log.warning("%s: %s is not here: checked the recipe's numbers against the other stages only; the "
+            log.warning("%s: config.path %s is not on this machine: checked the recipe's numbers against the other stages only; the "
                         "checkpoint itself (model type, weights, rates, sizes) is checked when the stage runs",
                         cls.stage_name, config.path)
             return cls.contract_problems(config, None)

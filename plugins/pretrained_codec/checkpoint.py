@@ -67,27 +67,30 @@ def codec_facts(family: Family, raw: dict[str, Any], where: str) -> CodecFacts:
 def load_model(source: CodecSource, where: str) -> nn.Module:
     """The model of a checkpoint directory, in eval mode with frozen weights."""
     cls = getattr(import_transformers(PURPOSE, "codecs"), source.family.model_class)
-    model, info = cls.from_pretrained(str(source.directory), local_files_only=True, use_safetensors=True,
-                                      output_loading_info=True)
-    _check_loading(info, f"{where}: {source.directory}")
-    return model.eval().requires_grad_(False)
+    return _from_pretrained(cls, f"{where}: {source.directory}", str(source.directory), local_files_only=True,
+                            use_safetensors=True)
 
 
 def model_from_tensors(family: Family, raw: dict[str, Any], tensors: dict[str, Tensor], where: str) -> nn.Module:
     """The model rebuilt from a checkpoint's own tensors and config.json (as carried by an exported stage)."""
     cls = getattr(import_transformers(PURPOSE, "codecs"), family.model_class)
-    model, info = cls.from_pretrained(None, config=hf_config(family, raw), state_dict=tensors, output_loading_info=True)
-    _check_loading(info, where)
-    return model.eval().requires_grad_(False)
+    return _from_pretrained(cls, where, None, config=hf_config(family, raw), state_dict=tensors)
 
 
-def _check_loading(info: dict[str, Any], where: str) -> None:
+def _from_pretrained(cls: Any, where: str, *args: Any, **kwargs: Any) -> nn.Module:
+    """``cls.from_pretrained`` in eval mode with frozen weights; weights that do not fit are a one-line error."""
+    try:
+        model, info = cls.from_pretrained(*args, output_loading_info=True, **kwargs)
+    except (RuntimeError, ValueError, OSError) as exc:  # e.g. shapes that differ from config.json's
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SoundstageError(f"{where}: weights do not fit the model its config.json describes ({first})") from exc
     # transformers would otherwise fill missing weights with random ones and only log a warning
     missing = sorted(info.get("missing_keys") or [])
     mismatched = sorted(str(m) for m in info.get("mismatched_keys") or [])
     if missing or mismatched:
         raise SoundstageError(f"{where}: weights do not fit the model its config.json describes "
                               f"(missing: {missing[:3]}, wrong shape: {mismatched[:3]})")
+    return model.eval().requires_grad_(False)
 
 
 def read_tensors(files: list[Path]) -> dict[str, Tensor]:
