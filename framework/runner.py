@@ -98,6 +98,9 @@ class PipelineRunner:
                 # again under the lock: a run that held the directory until a moment ago may have changed it
                 self.statuses = plan_run(self, selected, restart)
                 check_plan(self, self.statuses)
+                for status in self.statuses.values():
+                    if status.action == "unused" and status.reasons:
+                        self.log(f"[{status.name}] not used by this run; {'; '.join(status.reasons)}")
                 with atomic_path(self.run_dir / "recipe.yaml") as tmp:
                     tmp.write_text(self.recipe.to_yaml())
                 for name in restart:

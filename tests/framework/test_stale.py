@@ -97,9 +97,13 @@ def test_done_markers_from_before_recorded_inputs_are_stale(done_chain):
         _run(done_chain)
 
 
-def test_an_unselected_stale_stage_is_not_refused(done_chain):
+def test_an_unselected_stale_stage_is_not_refused_but_reported(done_chain):
     """--stages first: second and third are stale afterwards but not used, so they do not block."""
     assert _run(done_chain, "stages.first.config.frequency=2.0", stages=["first"], restart=["first"]) == {"first": "trained"}
+    logged = []
+    runner = PipelineRunner(load_recipe("toy", CHAIN + ["stages.first.config.frequency=2.0"]), done_chain, log=logged.append)
+    assert [r.status for r in runner.run(["first"])] == ["skipped"]
+    assert "[second] not used by this run; stale: the output of 'first' it was made from changed" in logged
 
 
 def test_dry_run_lists_actions_and_writes_nothing(tmp_path, capsys):
@@ -116,3 +120,24 @@ def test_differences_name_plugin_version_changes():
            "upstream": {}}
     assert differences(old, {**old, "plugin_version": "pkg==1.1"}) == ["plugin version pkg==1.0 -> pkg==1.1"]
     assert differences(old, dict(old)) == []
+
+
+def test_the_dataset_a_stage_read_is_part_of_its_inputs(tmp_path):
+    from soundstage.fingerprint import data_inputs
+
+    shard = tmp_path / "train-000000.tar"
+    shard.write_bytes(b"x" * 1000)
+    recipe = load_recipe("speech_tiny", [f"data.train_shards={shard}"])
+    before = data_inputs(recipe)
+    assert before["shard_sizes"].startswith("1 shards, sha256 ")
+    assert data_inputs(load_recipe("speech_tiny", [f"data.train_shards={shard}", "data.num_workers=3"])) == before
+    shard.write_bytes(b"x" * 2000)  # re-sharded data
+    after = data_inputs(recipe)
+    assert differences({**_inputs(before)}, _inputs(after)) == ["data keys changed: shard_sizes"]
+    hours = data_inputs(load_recipe("speech_tiny", ["data.hours=0.1"]))
+    assert differences(_inputs(data_inputs(load_recipe("speech_tiny"))), _inputs(hours)) == ["data keys changed: hours"]
+
+
+def _inputs(data):
+    return {"plugin": "p", "plugin_version": "v", "config": {}, "trainer": {}, "seed": 0, "checkpoint": None,
+            "upstream": {}, "data": data}
