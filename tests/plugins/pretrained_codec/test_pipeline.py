@@ -110,3 +110,25 @@ def test_a_bundle_that_records_the_path_needs_it(checkpoints, corpora, tmp_path)
     with pytest.raises(SoundstageError) as err:
         Pipeline.load(bundle)
     assert "config.path" in str(err.value) and "does not exist" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_soundstorm_with_a_pretrained_codec(checkpoints, corpora, tmp_path):
+    """SoundStorm as the acoustic generator over EnCodec's codes (resampled 16 -> 24 kHz)."""
+    sample_rate, frame_rate, codebook, levels = FACTS["encodec"]
+    overrides = [
+        "data.hours=0.01", "data.val_fraction=0.3", f"data.cache_dir={corpora}", "trainer.enable_progress_bar=false",
+        "trainer.limit_val_batches=1", "trainer.checkpoint_every_n_steps=1000",
+        "stages.codec=null", "stages.encodec.plugin=pretrained_codec", f"stages.encodec.config.path={checkpoints['encodec']}",
+        "stages.encodec.config.sample_rate=${shared.sample_rate}", "stages.encodec.config.num_quantizers=${shared.num_quantizers}",
+        "stages.tokens.needs=[encodec,semantic]", "stages.samples.needs=[encodec,semantic,semantic_lm,soundstorm]",
+        f"shared.acoustic_rate={frame_rate}", f"shared.codebook_size={codebook}", f"shared.num_quantizers={levels}",
+        "stages.semantic.config.init_batches=1", "stages.semantic.config.batches_per_epoch=3", "stages.semantic.trainer.max_steps=3",
+        "stages.semantic_lm.trainer.max_steps=3", "stages.soundstorm.trainer.max_steps=3",
+    ]
+    recipe = load_recipe("speech_tiny_soundstorm", overrides)
+    PipelineRunner(recipe, tmp_path / "run", log=lambda m: None).run(
+        stages=["semantic", "encodec", "tokens", "semantic_lm", "soundstorm"])
+    pipe = Pipeline.load(tmp_path / "run", acoustic="soundstorm")
+    wave = pipe.generate(1.0, batch=1, seed=0)
+    assert abs(wave.shape[-1] / 16000 - 1.0) < 0.2 and torch.isfinite(wave).all()
