@@ -76,3 +76,11 @@ def test_soundstorm_variants_replace_coarse_and_fine(name, base):
     assert "coarse_lm" not in recipe.stages and "fine_lm" not in recipe.stages
     assert recipe.stages["samples"].needs == ["codec", "semantic", "semantic_lm", "soundstorm"]
     assert set(recipe.stages) - {"soundstorm"} == set(parent.stages) - {"coarse_lm", "fine_lm"}
+
+
+def test_speech_tiny_encodec_uses_a_pretrained_codec_and_validates_without_it():
+    recipe = load_recipe("speech_tiny_encodec", ["stages.encodec.config.path=/nonexistent/encodec_24khz"])
+    codec = recipe.stages["encodec"]
+    assert codec.plugin == "pretrained_codec" and "codec" not in recipe.stages
+    assert recipe.stages["tokens"].needs == ["encodec", "semantic"]
+    assert codec.stage_class.token_spec(codec.config) == {"codebook_size": 1024, "num_quantizers": 8, "acoustic_rate": 75.0}
