@@ -132,3 +132,19 @@ def test_soundstorm_with_a_pretrained_codec(checkpoints, corpora, tmp_path):
     pipe = Pipeline.load(tmp_path / "run", acoustic="soundstorm")
     wave = pipe.generate(1.0, batch=1, seed=0)
     assert abs(wave.shape[-1] / 16000 - 1.0) < 0.2 and torch.isfinite(wave).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("copy_weights", [True, False])
+def test_what_the_codec_stage_hands_on(checkpoints, corpora, tmp_path, copy_weights):
+    """Recording the path: the directory's files are part of the stage's product, so changing them makes
+    the stages after it stale. Copying: the run keeps its snapshot whatever happens to the directory."""
+    from tiny_codecs import tiny_model
+
+    codec_dir = shutil.copytree(checkpoints["dac"], tmp_path / "checkpoint")
+    runner = PipelineRunner(load_recipe("speech_tiny_encodec", recipe_overrides("dac", codec_dir, corpora, copy_weights)),
+                            tmp_path / "run", log=lambda m: None)
+    runner.run(stages=["encodec"])
+    before = runner.product("encodec")
+    tiny_model("dac", seed=1).save_pretrained(codec_dir, safe_serialization=True)
+    assert (runner.product("encodec") != before) is not copy_weights
