@@ -26,8 +26,11 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     refs = figures.get("protocol", {}).get("references", {})
     checks: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, target: float | None, ok: bool | None, stage: str, why: str) -> None:
-        checks.append({"check": name, "value": value, "target": target, "passed": ok, "stage": stage, "if_failed": why})
+    def add(name: str, value: float | None, target: float | None, ok: bool | None, stage: str, why: str,
+            blocked: str | None = None) -> None:
+        """``blocked``: why the check cannot disagree here (an upstream stage already fails), so it is not judged."""
+        checks.append({"check": name, "value": value, "target": target, "passed": None if blocked else ok,
+                       "stage": stage, "if_failed": why, "not_judged": blocked})
 
     orig, codec, resyn = _num(rows, "original", "per"), _num(rows, "codec", "per"), _num(rows, "resynthesis", "per")
     chance = _num(refs, "per_mismatched_transcripts")
@@ -40,15 +43,25 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         None if codec is None or target is None else codec <= target, "codec",
         "the codec loses phones: train it longer, or with more RVQ levels / channels")
     target = None if codec is None else RESYNTHESIS_PER_FACTOR * codec
+    unreadable = None
+    if codec is not None and chance is not None and codec >= 0.5 * chance:
+        unreadable = f"the codec's reconstructions are nearly unreadable (PER {codec:.2f}, chance {chance:.2f}): fix the codec first"
     add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
         None if resyn is None or target is None else resyn <= target, "coarse_lm / fine_lm (or the semantic tokens)",
         "the acoustic LMs do not follow the semantic tokens (see their validation curves), or the semantic tokens "
-        "carry too little of the phones (see semantic_tokens.pnmi)")
+        "carry too little of the phones (see semantic_tokens.pnmi)", unreadable)
     cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")
     target = None if same is None or diff is None else max(VOICE_SHARE * same, diff + VOICE_MARGIN * (same - diff))
+    codec_voice = _num(rows, "codec", "speaker_similarity")
+    voiceless = None
+    if codec_voice is not None and target is not None and codec_voice < target:
+        voiceless = f"the codec's own reconstructions miss the voice target ({codec_voice:.2f} < {target:.2f}): fix the codec first"
     add(f"continuation keeps the prompt's voice (>= {VOICE_SHARE} x same-speaker, well above different-speaker)", cont,
         target, None if cont is None or target is None else cont >= target, "coarse_lm",
-        "the coarse LM does not carry the acoustic prompt's voice into the continuation")
+        "the coarse LM does not carry the acoustic prompt's voice into the continuation", voiceless)
+    add("codec keeps the voice (reconstruction vs prompt, same target)", codec_voice, target,
+        None if codec_voice is None or target is None else codec_voice >= target, "codec",
+        "the codec loses the speaker's timbre: train it longer")
     lm_ppl, bigram = _num(figures, "lm", "semantic_lm", "ppl"), _num(figures, "lm", "semantic_lm", "baselines", "bigram_ppl")
     add("semantic LM validation perplexity < bigram baseline", lm_ppl, bigram,
         None if lm_ppl is None or bigram is None else lm_ppl < bigram, "semantic_lm",

@@ -55,15 +55,22 @@ def _table(d: dict[str, Any]) -> str:
     return f"<table><tr><th>figure</th><th>value</th></tr>{rows}</table>"
 
 
+def _meaning(check: dict[str, Any]) -> str:
+    if check.get("not_judged"):
+        return "not judged: " + check["not_judged"]
+    return check["if_failed"] if check["passed"] is False else ""
+
+
 def _diagnosis(checks: list[dict[str, Any]]) -> str:
     if not checks:
         return ""
     cells = []
     for c in checks:
-        verdict = {True: "<span class='pass'>pass</span>", False: "<span class='fail'>FAIL</span>"}.get(c["passed"], "<span class='na'>not measured</span>")
+        verdict = {True: "<span class='pass'>pass</span>", False: "<span class='fail'>FAIL</span>"}.get(
+            c["passed"], "<span class='na'>not judged</span>" if c.get("not_judged") else "<span class='na'>not measured</span>")
         cells.append(f"<tr><td>{verdict}</td><td>{html.escape(c['check'])}</td><td class='num'>{_fmt(c['value'])}</td>"
                      f"<td class='num'>{_fmt(c['target'])}</td><td>{html.escape(c['stage'])}</td>"
-                     f"<td class='note'>{html.escape(c['if_failed']) if c['passed'] is False else ''}</td></tr>")
+                     f"<td class='note'>{html.escape(_meaning(c))}</td></tr>")
     return ("<h2>Diagnosis: which stage learns, which does not</h2><table><tr><th></th><th>check</th><th>value</th>"
             "<th>target</th><th>stage</th><th>what it means</th></tr>" + "".join(cells) + "</table>")
 

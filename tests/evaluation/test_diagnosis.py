@@ -1,0 +1,46 @@
+"""The diagnosis names the stage that misses its target, and does not judge a check an upstream failure decides."""
+from soundstage.evaluation.diagnosis import diagnose
+
+
+def _figures(codec_per, resyn_per, codec_voice, cont_voice, lm_ppl):
+    return {
+        "protocol": {
+            "rows": {"original": {"per": 0.15}, "codec": {"per": codec_per, "speaker_similarity": codec_voice},
+                     "resynthesis": {"per": resyn_per}, "continuation": {"speaker_similarity": cont_voice}},
+            "references": {"per_mismatched_transcripts": 0.9, "same_speaker": 0.9, "different_speaker": 0.2},
+        },
+        "lm": {"semantic_lm": {"ppl": lm_ppl, "baselines": {"bigram_ppl": 40.0}}},
+    }
+
+
+def _by_stage(checks):
+    return {("resynthesis" if "resynthesis" in c["check"] else c["stage"]): c for c in checks if c["stage"] != "codec"} | {
+        "codec_per": next(c for c in checks if c["stage"] == "codec" and "PER" in c["check"]),
+        "codec_voice": next(c for c in checks if c["stage"] == "codec" and "voice" in c["check"]),
+    }
+
+
+def test_a_learning_run_passes_every_check():
+    checks = _by_stage(diagnose(_figures(0.18, 0.3, 0.85, 0.8, 30.0)))
+    assert all(c["passed"] is True for c in checks.values()), checks
+
+
+def test_each_failing_stage_is_named():
+    checks = _by_stage(diagnose(_figures(0.18, 0.5, 0.85, 0.4, 50.0)))
+    assert checks["codec_per"]["passed"] is True
+    assert checks["coarse_lm"]["passed"] is False and checks["semantic_lm"]["passed"] is False  # voice, perplexity
+    assert checks["resynthesis"]["passed"] is False  # resynthesis 0.5 > 2 x 0.18
+
+
+def test_an_unreadable_codec_blocks_the_checks_downstream_of_it():
+    checks = _by_stage(diagnose(_figures(0.85, 0.9, 0.1, 0.1, 30.0)))
+    assert checks["codec_per"]["passed"] is False and checks["codec_voice"]["passed"] is False
+    # resynthesis 0.9 <= 2 x 0.85 would "pass": it cannot disagree, so it is not judged
+    assert checks["resynthesis"]["passed"] is None and "codec" in checks["resynthesis"]["not_judged"]
+    assert checks["coarse_lm"]["passed"] is None
+    assert checks["semantic_lm"]["passed"] is True  # independent of the codec
+
+
+def test_missing_figures_are_not_measured():
+    checks = diagnose({})
+    assert checks and all(c["passed"] is None and c["value"] is None for c in checks)
