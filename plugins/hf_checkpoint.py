@@ -31,7 +31,7 @@ def checkpoint_dir(path: str | Path, where: str) -> Path:
     """``path`` as an existing local directory holding ``config.json``."""
     directory = Path(path).expanduser()
     if not directory.exists():
-        raise SoundstageError(f"{where}: {directory} does not exist (a local transformers checkpoint directory)")
+        raise SoundstageError(f"{where}: {directory} does not exist (give a local transformers checkpoint: config.json + weights)")
     if not directory.is_dir():
         raise SoundstageError(f"{where}: {directory} is a file; give the checkpoint's directory")
     if not (directory / "config.json").is_file():
