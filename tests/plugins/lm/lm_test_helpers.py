@@ -1,9 +1,12 @@
 """Small real pieces the LM tests share: tiny stage configs, in-memory token data, a toy codec and
-semantic tokenizer that satisfy the encode/decode interfaces of the real plugins."""
+semantic tokenizer that satisfy the encode/decode interfaces of the real plugins, and a per-rank DDP recorder."""
 from __future__ import annotations
+
+import json
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -131,3 +134,23 @@ class ToySemanticTokenizer(nn.Module):
         B, T = wave.shape
         x = self.proj(wave[:, : T // self.hop_length * self.hop_length].reshape(B, -1, self.hop_length))
         return torch.cdist(x, self.centroids[None].expand(B, -1, -1)).argmin(-1)  # [B, Ts]
+
+
+class RecordRanks(L.Callback):
+    """On every rank: record the first step's loss and a gathered fingerprint of all weights."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir, self.first_loss = out_dir, None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        if self.first_loss is None:
+            self.first_loss = float(outputs["loss"])
+
+    def on_train_end(self, trainer, module):
+        flat = torch.cat([p.detach().flatten() for p in module.parameters()])
+        gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, flat)
+        record = {"first_loss": self.first_loss, "max_weight_diff": max(float((g - flat).abs().max()) for g in gathered),
+                  "weight_sum": float(flat.double().sum())}
+        with open(f"{self.out_dir}/rank{trainer.global_rank}.json", "w") as fh:
+            json.dump(record, fh)

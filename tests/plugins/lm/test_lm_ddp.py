@@ -1,33 +1,11 @@
 """Two CPU processes (gloo) train one LM stage with DDP: different data per rank, identical weights after."""
 import json
 
-import lightning as L
 import torch
-import torch.distributed as dist
 
 from soundstage.plugins.lm.stages import CoarseLMStage
 
-from lm_test_helpers import CODEBOOK, Q, SEM_VOCAB, InMemoryTokens, coarse_config, quick_trainer
-
-
-class RecordRanks(L.Callback):
-    """On every rank: record the first step's loss and a gathered fingerprint of all weights."""
-
-    def __init__(self, out_dir: str) -> None:
-        self.out_dir, self.first_loss = out_dir, None
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        if self.first_loss is None:
-            self.first_loss = float(outputs["loss"])
-
-    def on_train_end(self, trainer, module):
-        flat = torch.cat([p.detach().flatten() for p in module.parameters()])
-        gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, flat)
-        record = {"first_loss": self.first_loss, "max_weight_diff": max(float((g - flat).abs().max()) for g in gathered),
-                  "weight_sum": float(flat.double().sum())}
-        with open(f"{self.out_dir}/rank{trainer.global_rank}.json", "w") as fh:
-            json.dump(record, fh)
+from lm_test_helpers import CODEBOOK, Q, SEM_VOCAB, InMemoryTokens, RecordRanks, coarse_config, quick_trainer
 
 
 def test_two_process_ddp_step_keeps_weights_in_sync(tmp_path):

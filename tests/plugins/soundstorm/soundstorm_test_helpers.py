@@ -7,8 +7,8 @@ from pathlib import Path
 # The LM tests' helpers (token data, toy codec / semantic tokenizer, quick trainer) serve these tests too.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lm"))
 
-from lm_test_helpers import (AC_RATE, CODEBOOK, Q, SEM_RATE, SEM_VOCAB, InMemoryTokens, ToyCodec,  # noqa: E402,F401
-                             ToySemanticTokenizer, fast_optim, quick_trainer, semantic_config)
+from lm_test_helpers import (AC_RATE, CODEBOOK, Q, SEM_RATE, SEM_VOCAB, InMemoryTokens, RecordRanks,  # noqa: E402,F401
+                             ToyCodec, ToySemanticTokenizer, fast_optim, quick_trainer, semantic_config)
 
 from soundstage.config import build_config  # noqa: E402
 from soundstage.plugins.soundstorm.stage import SoundStormConfig  # noqa: E402

@@ -1,16 +1,11 @@
 """Two CPU processes (gloo) train SoundStorm with DDP: different data per rank, identical weights after."""
 import json
-import sys
-from pathlib import Path
 
 import torch
 
 from soundstage.plugins.soundstorm.stage import SoundStormStage
 
-from soundstorm_test_helpers import CODEBOOK, Q, SEM_VOCAB, InMemoryTokens, quick_trainer, soundstorm_config
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lm"))
-from test_lm_ddp import RecordRanks  # noqa: E402  (the LM DDP test's per-rank recorder)
+from soundstorm_test_helpers import CODEBOOK, Q, SEM_VOCAB, InMemoryTokens, RecordRanks, quick_trainer, soundstorm_config
 
 
 def test_two_process_ddp_step_keeps_replicas_equal(tmp_path):
