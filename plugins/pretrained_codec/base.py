@@ -26,7 +26,7 @@ from soundstage.errors import SoundstageError
 from soundstage.stage import Stage, StageConfig, StageContext
 
 from .checkpoint import (
-    checked_family, codec_facts, files_sha256, inspect_checkpoint, load_model, model_from_tensors, read_tensors,
+    CodecSource, checked_family, codec_facts, files_sha256, inspect_checkpoint, load_model, model_from_tensors, read_tensors,
 )
 from .codec_model import PretrainedCodec
 from .config import CheckpointConfig, declared_problems
@@ -53,12 +53,7 @@ class PretrainedCodecBase(Stage):
         self._digest = ""  # sha256 of the checkpoint's weight files, once computed
         self.directory: Path | None = None  # the checkpoint directory it was loaded from (None: from a stage file)
         if model is None:
-            source = inspect_checkpoint(c.path, where)
-            if c.hf_config and json.loads(c.hf_config) != source.raw_config:
-                raise SoundstageError(f"{where}: {source.directory}/config.json changed since this model was made")
-            if c.weights_sha256 and self._weights_digest(source.weight_files) != c.weights_sha256:
-                raise SoundstageError(f"{where}: the weights in {source.directory} changed since this model was made "
-                                      "(sha256 differs); re-run the stage that made it")
+            source = self._open_directory(where)
             family, raw = source.family, source.raw_config
             self.directory = source.directory
         else:
@@ -74,6 +69,17 @@ class PretrainedCodecBase(Stage):
             self._tensor_files = (source.weight_files, "")
         self.family, self.facts, self.raw_config = family, facts, raw
         self.codec = PretrainedCodec(model, family, facts, c.sample_rate)
+
+    def _open_directory(self, where: str) -> CodecSource:
+        """The checked checkpoint at ``config.path``; an exported model that records it must find it unchanged."""
+        c = self.config
+        source = inspect_checkpoint(c.path, where)
+        if c.hf_config and json.loads(c.hf_config) != source.raw_config:
+            raise SoundstageError(f"{where}: {source.directory}/config.json changed since this model was made")
+        if c.weights_sha256 and self._weights_digest(source.weight_files) != c.weights_sha256:
+            raise SoundstageError(f"{where}: the weights in {source.directory} changed since this model was made "
+                                  "(sha256 differs); re-run the stage that made it")
+        return source
 
     # --- contract -------------------------------------------------------------------------------
     @classmethod

@@ -127,3 +127,21 @@ def test_a_changed_config_json_is_refused_at_load(checkpoints, tmp_path):
     (src / "config.json").write_text(json.dumps({**config, "codebook_dim": 4, "sampling_rate": 8000}))
     with pytest.raises(SoundstageError, match="config.json changed since this model was made"):
         Stage.load_pretrained(file)
+
+
+def test_facts_of_the_published_configurations():
+    """The numbers docs/pretrained_codecs.md tabulates, from the published models' configurations (no weights)."""
+    import transformers as tf
+
+    from soundstage.plugins.pretrained_codec.checkpoint import codec_facts
+    from soundstage.plugins.pretrained_codec.families import FAMILIES
+
+    def facts(family, config):
+        f = codec_facts(FAMILIES[family], config.to_dict(), "config.path")
+        return f.sample_rate, f.frame_rate, f.codebook_size, f.num_quantizers
+
+    assert facts("encodec", tf.EncodecConfig()) == (24000, 75.0, 1024, 32)  # facebook/encodec_24khz
+    assert facts("mimi", tf.MimiConfig()) == (24000, 12.5, 2048, 32)  # kyutai/mimi
+    assert facts("dac", tf.DacConfig(sampling_rate=16000, downsampling_ratios=[2, 4, 5, 8], n_codebooks=12)) == (16000, 50.0, 1024, 12)
+    dac44 = tf.DacConfig(sampling_rate=44100, downsampling_ratios=[2, 4, 8, 8], n_codebooks=9)
+    assert facts("dac", dac44) == (44100, 44100 / 512, 1024, 9) and dac44.frame_rate == 87  # transformers rounds up
