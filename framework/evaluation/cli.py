@@ -14,10 +14,10 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--prompt-seconds", type=float, default=3.0, help="acoustic / continuation prompt (default 3)")
     p.add_argument("--seconds", type=float, default=3.0, help="seconds generated per continuation (default 3)")
     p.add_argument("--num-utterances", type=int, default=16, help="held-out utterances for the codec's signal figures and PNMI")
-    p.add_argument("--recognizer-minutes", type=float, default=8.0,
-                   help="training budget of the phone recognizer (once per corpus, cached; default 8)")
-    p.add_argument("--speaker-minutes", type=float, default=5.0,
-                   help="training budget of the speaker model (once per corpus, cached; default 5)")
+    p.add_argument("--recognizer-steps", type=int, default=600,
+                   help="training steps of the phone recognizer (once per corpus, cached; default 600)")
+    p.add_argument("--speaker-steps", type=int, default=500,
+                   help="training steps of the speaker model (once per corpus, cached; default 500)")
     p.add_argument("--cache-dir", default="~/.cache/soundstage/eval_models", help="where the measuring models are cached")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0)
@@ -36,8 +36,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         protocol=ProtocolConfig(num_clips=args.num_clips, prompt_seconds=args.prompt_seconds,
                                 continuation_seconds=args.seconds, seed=args.seed),
-        phones=PhoneRecognizerConfig(max_minutes=args.recognizer_minutes),
-        speaker=SpeakerEmbeddingConfig(max_minutes=args.speaker_minutes),
+        phones=PhoneRecognizerConfig(max_steps=args.recognizer_steps),
+        speaker=SpeakerEmbeddingConfig(max_steps=args.speaker_steps),
         num_utterances=args.num_utterances, cache_dir=args.cache_dir, device=args.device, seed=args.seed)
     figures = evaluate_run(args.run_dir, cfg)
     summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}

@@ -37,7 +37,7 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     ok = None if orig is None or chance is None else orig < 0.5 * chance
     add("phone recognizer reads the original audio (PER below half of mismatched transcripts')", orig,
         None if chance is None else 0.5 * chance, ok, "evaluation",
-        "the measuring model is not trustworthy on this corpus: train it longer (`soundstage eval --recognizer-minutes`)")
+        "the measuring model is not trustworthy on this corpus: train it longer (`soundstage eval --recognizer-steps`)")
     target = None if orig is None else CODEC_PER_FACTOR * orig
     add(f"codec reconstruction PER <= {CODEC_PER_FACTOR} x original", codec, target,
         None if codec is None or target is None else codec <= target, "codec",

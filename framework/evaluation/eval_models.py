@@ -78,13 +78,13 @@ def _train_into(out: Path, train_shards: str, sample_rate: int, phone_cfg: Phone
     utts: list[Utterance] = read_utterances(train_shards, sample_rate, max_utterances)
     facts: dict[str, Any] = {"train_shards": train_shards, "sample_rate": sample_rate}
     if sum(1 for u in utts if phone_sequence(u.phonemes)) >= 4:
-        log(f"[eval] training the phone recognizer on {len(utts)} training utterances (at most {phone_cfg.max_minutes} min)")
+        log(f"[eval] training the phone recognizer on {len(utts)} training utterances ({phone_cfg.max_steps} steps)")
         model, facts["phones"] = train_phone_recognizer(utts, sample_rate, phone_cfg, log_dir=str(out / "tb_phones"))
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "phones.safetensors"))
         (out / "phones.json").write_text(json.dumps({"config": dataclasses.asdict(phone_cfg), "phones": model.phones}))
     if len({u.voice for u in utts if u.voice}) >= 2:
         log(f"[eval] training the speaker model on {len({u.voice for u in utts if u.voice})} training voices "
-            f"(at most {speaker_cfg.max_minutes} min)")
+            f"({speaker_cfg.max_steps} steps)")
         spk, facts["speaker"] = train_speaker_embedding(utts, sample_rate, speaker_cfg, log_dir=str(out / "tb_speaker"))
         save_file({k: v.contiguous() for k, v in spk.state_dict().items()}, str(out / "speaker.safetensors"))
         (out / "speaker.json").write_text(json.dumps({"config": dataclasses.asdict(speaker_cfg)}))

@@ -100,7 +100,7 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_eval_command(parser.add_subparsers(dest="verb"))
     args = parser.parse_args(["eval", str(run_dir), "--num-clips", "3", "--seconds", "1", "--prompt-seconds", "1",
-                              "--recognizer-minutes", "0.1", "--speaker-minutes", "0.1", "--cache-dir", str(tmp_path / "cache")])
+                              "--recognizer-steps", "3", "--speaker-steps", "3", "--cache-dir", str(tmp_path / "cache")])
     assert args.func(args) == 0
     assert '"diagnosis"' in capsys.readouterr().out  # the summary is printed
 
