@@ -61,5 +61,5 @@ def test_ssl_tokenizer_export_is_self_contained(tmp_path):
 def test_missing_directory_is_a_clear_error(tmp_path):
     from soundstage.errors import SoundstageError
 
-    with pytest.raises(SoundstageError, match="config.json"):
+    with pytest.raises(SoundstageError, match=r"ssl_path: .*nope does not exist"):
         SSLFeatures.from_pretrained(tmp_path / "nope", layer=1)
