@@ -19,6 +19,8 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--speaker-steps", type=int, default=500,
                    help="training steps of the speaker model (once per corpus, cached; default 500)")
     p.add_argument("--cache-dir", default="~/.cache/soundstage/eval_models", help="where the measuring models are cached")
+    p.add_argument("--acoustic", choices=("coarse_fine", "soundstorm"), default=None,
+                   help="the acoustic generator to evaluate when the run trained both (default coarse_fine)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_eval)
@@ -38,7 +40,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                 continuation_seconds=args.seconds, seed=args.seed),
         phones=PhoneRecognizerConfig(max_steps=args.recognizer_steps),
         speaker=SpeakerEmbeddingConfig(max_steps=args.speaker_steps),
-        num_utterances=args.num_utterances, cache_dir=args.cache_dir, device=args.device, seed=args.seed)
+        num_utterances=args.num_utterances, cache_dir=args.cache_dir, acoustic=args.acoustic, device=args.device,
+        seed=args.seed)
     figures = evaluate_run(args.run_dir, cfg)
     summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}
     print(json.dumps(summary, indent=2, default=str))

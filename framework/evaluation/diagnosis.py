@@ -22,6 +22,10 @@ def _num(d: dict[str, Any], *keys: str) -> float | None:
 
 def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per check: what is measured, the value, the target, pass/fail (None: not measurable), the stage blamed."""
+    roles = figures.get("roles") or {"codec": "codec", "coarse_lm": "coarse_lm", "fine_lm": "fine_lm", "semantic_lm": "semantic_lm"}
+    acoustic = [roles[r] for r in ("coarse_lm", "fine_lm", "soundstorm") if r in roles]
+    voice_stage = roles.get("coarse_lm") or roles.get("soundstorm") or "the acoustic generator"
+    codec_stage, semantic_stage = roles.get("codec", "codec"), roles.get("semantic_lm", "semantic_lm")
     rows = figures.get("protocol", {}).get("rows", {})
     refs = figures.get("protocol", {}).get("references", {})
     checks: list[dict[str, Any]] = []
@@ -40,14 +44,14 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         "the measuring model is not trustworthy on this corpus: train it longer (`soundstage eval --recognizer-steps`)")
     target = None if orig is None else CODEC_PER_FACTOR * orig
     add(f"codec reconstruction PER <= {CODEC_PER_FACTOR} x original", codec, target,
-        None if codec is None or target is None else codec <= target, "codec",
+        None if codec is None or target is None else codec <= target, codec_stage,
         "the codec loses phones: train it longer, or with more RVQ levels / channels")
     target = None if codec is None else RESYNTHESIS_PER_FACTOR * codec
     unreadable = None
     if codec is not None and chance is not None and codec >= 0.5 * chance:
         unreadable = f"the codec's reconstructions are nearly unreadable (PER {codec:.2f}, chance {chance:.2f}): fix the codec first"
     add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
-        None if resyn is None or target is None else resyn <= target, "coarse_lm / fine_lm (or the semantic tokens)",
+        None if resyn is None or target is None else resyn <= target, " / ".join(acoustic) + " (or the semantic tokens)",
         "the acoustic LMs do not follow the semantic tokens (see their validation curves), or the semantic tokens "
         "carry too little of the phones (see semantic_tokens.pnmi)", unreadable)
     cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")
@@ -57,13 +61,13 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     if codec_voice is not None and target is not None and codec_voice < target:
         voiceless = f"the codec's own reconstructions miss the voice target ({codec_voice:.2f} < {target:.2f}): fix the codec first"
     add(f"continuation keeps the prompt's voice (>= {VOICE_SHARE} x same-speaker, well above different-speaker)", cont,
-        target, None if cont is None or target is None else cont >= target, "coarse_lm",
-        "the coarse LM does not carry the acoustic prompt's voice into the continuation", voiceless)
+        target, None if cont is None or target is None else cont >= target, voice_stage,
+        "the acoustic generator does not carry the acoustic prompt's voice into the continuation", voiceless)
     add("codec keeps the voice (reconstruction vs prompt, same target)", codec_voice, target,
-        None if codec_voice is None or target is None else codec_voice >= target, "codec",
+        None if codec_voice is None or target is None else codec_voice >= target, codec_stage,
         "the codec loses the speaker's timbre: train it longer")
     lm_ppl, bigram = _num(figures, "lm", "semantic_lm", "ppl"), _num(figures, "lm", "semantic_lm", "baselines", "bigram_ppl")
     add("semantic LM validation perplexity < bigram baseline", lm_ppl, bigram,
-        None if lm_ppl is None or bigram is None else lm_ppl < bigram, "semantic_lm",
+        None if lm_ppl is None or bigram is None else lm_ppl < bigram, semantic_stage,
         "the semantic LM learned no more than one-step transitions: train it longer or regularise it (dropout)")
     return checks

@@ -50,6 +50,7 @@ class EvalConfig:
     max_train_utterances: int = 4000  # training utterances the measuring models learn from
     cache_dir: str = "~/.cache/soundstage/eval_models"
     media_clips: int = 6  # clips with audio players and spectrograms in the report
+    acoustic: str | None = None  # coarse_fine | soundstorm, for a run that trained both (default: coarse_fine)
     device: str = "cpu"
     seed: int = 0
 
@@ -58,7 +59,7 @@ def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Cal
     """Compute all figures of ``run_dir``; write ``eval/eval.json``, ``eval/report.html`` and its media."""
     cfg = config or EvalConfig()
     torch.manual_seed(cfg.seed)
-    run = RunDir.open(run_dir, cfg.device)
+    run = RunDir.open(run_dir, cfg.device, cfg.acoustic)
     out_dir = run.path / EVAL_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"run_dir": str(run.path), "recipe": run.recipe.get("name"),
@@ -99,7 +100,7 @@ def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Cal
 def _lm_figures(run: RunDir, cfg: EvalConfig, log: Callable[[str], None]) -> dict[str, Any]:
     """Each LM stage's validation loss / perplexity; the semantic LM's next to unigram and bigram baselines."""
     out: dict[str, Any] = {}
-    for role in LM_ROLES:
+    for role in [r for r in LM_ROLES if r in run.roles]:
         val_tokens = run.val_tokens(role)
         log(f"[eval] {role} validation perplexity")
         if not val_tokens:
@@ -115,9 +116,9 @@ def _lm_figures(run: RunDir, cfg: EvalConfig, log: Callable[[str], None]) -> dic
 
 def _protocol(run: RunDir, cfg: EvalConfig, clips: list[Clip], models: EvalModels, figures: dict[str, Any],
               log: Callable[[str], None]) -> None:
-    from soundstage.inference import ROLES, Pipeline
+    from soundstage.inference import Pipeline
 
-    pipeline = Pipeline({role: run.model(role) for role in ROLES})
+    pipeline = Pipeline({role: run.model(role) for role in run.roles})
     sr = pipeline.sample_rate
     generate_rows(pipeline, clips, cfg.protocol, log)
     log("[eval] scoring: phone error rates and speaker similarities")

@@ -82,7 +82,7 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
     sr = pipeline.sample_rate
     device = next(pipeline.models["codec"].parameters()).device
     prompt_n = int(cfg.prompt_seconds * sr)
-    Q = gen.fine_lm.config.num_quantizers
+    Q = gen.num_quantizers
     for start in range(0, len(clips), cfg.batch_size):
         batch = clips[start : start + cfg.batch_size]
         log(f"[eval] generating the protocol rows for clips {start + 1}-{start + len(batch)} of {len(clips)}")

@@ -12,7 +12,7 @@ from soundstage.errors import SoundstageError
 from soundstage.inference import ROLES, find_roles
 from soundstage.stage import Stage
 
-LM_ROLES = ("semantic_lm", "coarse_lm", "fine_lm")
+LM_ROLES = ("semantic_lm", "coarse_lm", "fine_lm", "soundstorm")  # the token-model roles a run may have
 
 
 @dataclass
@@ -27,7 +27,8 @@ class RunDir:
     _models: dict[str, Stage] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, path: str | Path, device: str = "cpu") -> "RunDir":
+    def open(cls, path: str | Path, device: str = "cpu", acoustic: str | None = None) -> "RunDir":
+        """``acoustic``: the acoustic generator to evaluate (``coarse_fine`` or ``soundstorm``) when the run has both."""
         path = Path(path)
         if not (path / "recipe.yaml").is_file():
             raise SoundstageError(f"{path}: not a run directory (no recipe.yaml)")
@@ -37,7 +38,7 @@ class RunDir:
             marker = path / name / "done.json"
             if marker.is_file():
                 done[name] = json.loads(marker.read_text())
-        return cls(path, recipe, done, _roles(path, recipe, done), device)
+        return cls(path, recipe, done, _roles(path, recipe, done, acoustic), device)
 
     @property
     def sample_rate(self) -> int:
@@ -91,16 +92,17 @@ class RunDir:
         return prepare_corpus(data, progress=False)
 
 
-def _roles(path: Path, recipe: dict[str, Any], done: dict[str, dict[str, Any]]) -> dict[str, str]:
+def _roles(path: Path, recipe: dict[str, Any], done: dict[str, dict[str, Any]], acoustic: str | None) -> dict[str, str]:
     """Role -> stage via ``inference.find_roles``; LM stages that declare no product are matched by plugin."""
     try:
-        return find_roles(path)
+        return find_roles(path, acoustic)
     except SoundstageError:
-        pass
+        if acoustic not in (None, "coarse_fine"):
+            raise
     # Fallback: the LM plugins' own names (an LM stage's done marker may list no products).
-    by_plugin = {role: [n for n, d in done.items() if d.get("plugin") == role] for role in LM_ROLES}
+    by_plugin = {role: [n for n, d in done.items() if d.get("plugin") == role] for role in ROLES if role.endswith("_lm")}
     roles = {}
-    for role in LM_ROLES:
+    for role in by_plugin:
         if not by_plugin[role]:
             raise SoundstageError(f"{path}: no finished {role} stage (finished: {sorted(done)})")
         roles[role] = by_plugin[role][-1]

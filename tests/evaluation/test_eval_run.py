@@ -64,6 +64,10 @@ def _recipe(train: str, val: str, run_root: Path) -> dict:
             "fine_lm": {"plugin": "fine_lm", "needs": ["tokens"], "config": {
                 "model": {**lm, "block_size": 128}, "codebook_size": 16, "num_coarse_quantizers": 2,
                 "num_quantizers": 3, "acoustic_rate": 50.0, "window_seconds": 0.5, "batch_size": 2}},
+            "soundstorm": {"plugin": "soundstorm", "needs": ["tokens"], "config": {
+                "model": {"d_model": 16, "n_layer": 1, "n_head": 2, "conv_kernel": 3}, "decoding": {"iterations": [2, 1]},
+                "semantic_vocab_size": 8, "codebook_size": 16, "num_quantizers": 3, "semantic_rate": 25.0,
+                "acoustic_rate": 50.0, "window_seconds": 2.0, "batch_size": 2}},
         },
     }
 
@@ -162,3 +166,18 @@ def test_phone_figures_skip_audio_without_phonemes(run_dir):
     tokenizer = RunDir.open(run_dir).model("semantic_tokenizer")
     music = [Utterance("piece", np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1, {"piece": 1})]
     assert "skipped" in semantic_phone_metrics(tokenizer, music)
+
+
+def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
+    parser = argparse.ArgumentParser()
+    add_eval_command(parser.add_subparsers(dest="verb"))
+    args = parser.parse_args(["eval", str(run_dir), "--acoustic", "soundstorm", "--num-clips", "2", "--seconds", "1",
+                              "--prompt-seconds", "1", "--recognizer-steps", "2", "--speaker-steps", "2",
+                              "--cache-dir", str(tmp_path / "cache")])
+    assert args.func(args) == 0
+    figures = json.loads((run_dir / "eval" / "eval.json").read_text())
+    assert figures["roles"]["soundstorm"] == "soundstorm" and "coarse_lm" not in figures["roles"]
+    assert set(figures["lm"]) == {"semantic_lm", "soundstorm"} and figures["lm"]["soundstorm"]["batches"] >= 1
+    rows = figures["protocol"]["rows"]
+    assert 0 <= rows["resynthesis"]["per"] and -1 <= rows["continuation"]["speaker_similarity"] <= 1
+    assert any(c["stage"] == "soundstorm" for c in figures["diagnosis"])  # the voice check names the generator
