@@ -55,6 +55,7 @@ def build_trainer(
     from .errors import SoundstageError
     from .strategies import ParameterFreeDDPStrategy, has_trainable_parameters
 
+    quiet_lightning()
     stage_dir = Path(stage_dir)
     ckpt_dir = stage_dir / "checkpoints"
     every = max(1, config.checkpoint_every_n_steps)
@@ -130,3 +131,22 @@ def time_progress(trainer: Any) -> float | None:
             if remaining is not None and elapsed + remaining > 0:
                 return min(1.0, elapsed / (elapsed + remaining))
     return None
+
+
+class _DropLightningBanners:
+    """A logging filter for Lightning's start-up lines a user can do nothing about (tips, absent accelerators)."""
+
+    NOISE = ("💡 Tip", "TPU available", "HPU available", "GPU available: False")
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.getMessage()).startswith(self.NOISE)
+
+
+def quiet_lightning() -> None:
+    """Install the filter once on Lightning's rank-zero loggers (our own messages are untouched)."""
+    import logging
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropLightningBanners) for f in log.filters):
+            log.addFilter(_DropLightningBanners())

@@ -58,6 +58,9 @@ def fit_quietly(module: Any, loader: Any, max_steps: int, max_minutes: float, lo
     from lightning.pytorch.callbacks import TQDMProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from soundstage.trainer import quiet_lightning
+
+    quiet_lightning()
     logger: Any = TensorBoardLogger(save_dir=log_dir, name="", version="", default_hp_metric=False) if log_dir else False
     trainer = L.Trainer(
         accelerator="auto", devices=1, max_steps=max_steps, max_time={"minutes": max_minutes}, logger=logger,
