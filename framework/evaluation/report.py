@@ -97,7 +97,7 @@ def _protocol_table(protocol: dict[str, Any]) -> str:
     )
 
 
-def _curves(curves: dict[str, dict[str, list[tuple[int, float]]]]) -> str:
+def _curves(curves: dict[str, dict[str, list[tuple[int, float, float]]]]) -> str:
     if not curves:
         return ""
     parts = ["<h2>Training curves (from each stage's TensorBoard events)</h2>"]
@@ -116,7 +116,7 @@ def _clip(entry: dict[str, Any]) -> str:
 
 
 def write_report(path: Path, figures: dict[str, Any], clips: list[dict[str, Any]],
-                 curves: dict[str, dict[str, list[tuple[int, float]]]] | None = None) -> Path:
+                 curves: dict[str, dict[str, list[tuple[int, float, float]]]] | None = None) -> Path:
     """Write the HTML report; ``clips`` name their media files relative to ``path``'s folder."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>soundstage eval</title><style>{STYLE}</style></head><body>",
              f"<h1>Evaluation of {html.escape(str(figures.get('run_dir', '')))}</h1>"]
