@@ -137,16 +137,18 @@ def product_hash(stage_fingerprint: str, hashes: dict[str, dict[str, Any]], stag
 
 
 # --- explaining a change ----------------------------------------------------------------------------
-def differences(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+def differences(old: dict[str, Any] | None, new: dict[str, Any], what: str = "its done marker") -> list[str]:
     """Why ``old`` inputs are not ``new`` ones, as short phrases (empty when they are the same)."""
     if not old:
-        return ["its done marker predates recorded inputs (made by an older soundstage)"]
+        return [f"{what} predates recorded inputs (made by an older soundstage)"]
     reasons = []
     if old.get("plugin") != new["plugin"]:
         reasons.append(f"plugin {old.get('plugin')} -> {new['plugin']}")
     elif old.get("plugin_version") != new["plugin_version"]:
         reasons.append(f"plugin version {old.get('plugin_version')} -> {new['plugin_version']}")
     for section in ("config", "trainer", "data"):
+        if section not in old and section not in new:
+            continue
         keys = _changed_keys(old.get(section) or {}, new.get(section) or {})
         if keys:
             reasons.append(f"{section} keys changed: {', '.join(keys)}")

@@ -41,11 +41,11 @@ class RunDirLock:
         except BlockingIOError:
             holder = _read(fd)
             os.close(fd)
-            raise RunDirBusyError(
-                f"run directory {self.path.parent} is in use by PID {holder.get('pid', '?')} on "
-                f"{holder.get('host', '?')} (since {holder.get('started', '?')}); wait for that run to end, "
-                f"or use another --run-dir"
-            ) from None
+            raise busy_error(self.path.parent, holder) from None
+        except OSError as exc:  # e.g. ENOLCK: a network filesystem mounted without lock support
+            os.close(fd)
+            raise SoundstageError(f"cannot lock {self.path} ({exc.strerror}); put the run directory on a filesystem "
+                                  f"with file locks") from exc
         self.previous = _read(fd)
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         os.ftruncate(fd, 0)
@@ -66,6 +66,14 @@ class RunDirLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def busy_error(run_dir: Path, holder: dict[str, Any]) -> RunDirBusyError:
+    """The one-line error for a run directory held by ``holder``."""
+    return RunDirBusyError(
+        f"run directory {run_dir} is in use by PID {holder.get('pid', '?')} on {holder.get('host', '?')} "
+        f"(since {holder.get('started', '?')}); wait for that run to end, or use another --run-dir"
+    )
 
 
 def lock_holder(run_dir: str | Path) -> dict[str, Any] | None:

@@ -51,10 +51,18 @@ def plan_run(runner: "PipelineRunner", selected: Sequence[str], restart: Sequenc
             action = _build_action(runner, name, fresh=True) if name in selected else "remove"
             status = StageStatus(name, action, ["--restart"])
         elif not runner.is_done(name):
-            if name in selected:
-                status = StageStatus(name, _build_action(runner, name, fresh=False))
-            else:
+            action = _build_action(runner, name, fresh=False)
+            if name not in selected:
                 status = StageStatus(name, "missing" if name in needed else "unused")
+            elif action == "resume" and rebuilt:
+                status = StageStatus(name, "stale", [f"its interrupted training used {d!r}, which this run rebuilds"
+                                                     for d in rebuilt])
+            elif action == "resume" and stale:
+                status = StageStatus(name, "stale", [f"needs {d!r}, which is stale" for d in stale])
+            elif action == "resume" and not gone and (reasons := _resume_changes(runner, name)):
+                status = StageStatus(name, "stale", [f"interrupted training: {r}" for r in reasons])
+            else:
+                status = StageStatus(name, action)
         elif rebuilt:
             verb = {"remove": "--restart removes"}
             status = StageStatus(name, "stale", [
@@ -80,7 +88,7 @@ def check_plan(runner: "PipelineRunner", statuses: dict[str, StageStatus]) -> No
         listing = "; ".join(f"{s.name} ({', '.join(s.reasons)})" for s in stale)
         again = [s.name for s in statuses.values() if s.reasons == ["--restart"]] + [s.name for s in stale]
         raise SoundstageError(
-            f"{len(stale)} done stage(s) in {runner.run_dir} are stale: {listing}; retrain them with "
+            f"{len(stale)} stage(s) in {runner.run_dir} are stale: {listing}; retrain them with "
             f"--restart {','.join(n for n in runner.recipe.stages if n in again)}, or use another --run-dir"
         )
     for s in statuses.values():
@@ -116,6 +124,19 @@ def _changes(runner: "PipelineRunner", name: str) -> list[str]:
     if done.get("fingerprint") == fingerprint(inputs) and "inputs" in done:
         return []
     return differences(done.get("inputs"), inputs) or ["its recorded fingerprint does not match"]
+
+
+def _resume_changes(runner: "PipelineRunner", name: str) -> list[str]:
+    """Why an interrupted stage's checkpoints do not fit the recipe any more ([] if they do).
+
+    Trainer keys are left out: raising ``max_steps`` or ``max_time`` to finish an interrupted run is
+    what resuming is for (the done marker then records the final settings).
+    """
+    def without_trainer(inputs: dict | None) -> dict | None:
+        return None if inputs is None else {k: v for k, v in inputs.items() if k != "trainer"}
+
+    recorded = runner.started_inputs(name)
+    return differences(without_trainer(recorded), without_trainer(runner.inputs(name)), what="its last.ckpt")
 
 
 def _needed_by(plans: dict, selected: Sequence[str]) -> set[str]:

@@ -27,11 +27,12 @@ from .errors import CheckpointError, PreemptedError, SoundstageError
 from .fingerprint import FINGERPRINT_VERSION, file_hashes, fingerprint, product_files, product_hash, stage_inputs
 from .memory import check_memory
 from .recipe import Recipe, StagePlan
-from .run_lock import RunDirLock
+from .run_lock import RunDirLock, busy_error, lock_holder
 from .run_plan import BUILDS, StageStatus, check_plan, plan_run
 from .stage import Stage, StageContext, StageRecord
 
 DONE_FILE = "done.json"
+STARTED_FILE = "started.json"  # the inputs of a stage's training, written before its first checkpoint
 MODEL_FILE = "model.safetensors"
 
 
@@ -83,6 +84,9 @@ class PipelineRunner:
                 "--restart cannot be used in a multi-process launch (other ranks could read the stage before it is "
                 f"removed); delete {self.run_dir}/<stage> first, or use --restart in a single-process command"
             )
+        holder = lock_holder(self.run_dir) if is_global_zero() and not dry_run else None
+        if holder:  # said first: what the holder is doing to the directory makes any plan meaningless
+            raise busy_error(self.run_dir, holder)
         from soundstage.data.remote import configure as configure_remote
 
         configure_remote(self.recipe.data.remote_timeout_s, self.recipe.data.remote_retries)
@@ -138,6 +142,13 @@ class PipelineRunner:
     def has_resume_point(self, name: str) -> bool:
         return (self.stage_dir(name) / "checkpoints" / "last.ckpt").is_file()
 
+    def started_inputs(self, name: str) -> dict[str, Any] | None:
+        """The inputs an interrupted stage's training started from (None when not recorded)."""
+        try:
+            return json.loads((self.stage_dir(name) / STARTED_FILE).read_text()).get("inputs")
+        except (OSError, ValueError):
+            return None
+
     def product(self, name: str) -> str:
         """Hash of what the done stage ``name`` hands on: its fingerprint and its files' content."""
         done = self.done_marker(name)
@@ -170,6 +181,8 @@ class PipelineRunner:
             ctx = self._context(plan)
             stage = plan.stage_class(plan.config)
             if plan.stage_class.trainable:
+                if is_global_zero():  # what the checkpoints about to be written are made from (resume checks it)
+                    write_json_atomic(stage_dir / STARTED_FILE, {"fingerprint_version": FINGERPRINT_VERSION, "inputs": inputs})
                 status, outputs, state = self._fit(plan, stage, ctx)
                 checkpoint = stage_dir / MODEL_FILE
                 if is_global_zero():

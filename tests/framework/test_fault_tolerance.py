@@ -134,6 +134,7 @@ def test_truncated_last_ckpt_on_resume_is_one_line_naming_restart(tmp_path, caps
     cut = run / "first" / "checkpoints" / "last.ckpt"
     cut.parent.mkdir(parents=True)
     cut.write_bytes(whole[: len(whole) // 2])  # what a crash in the middle of a non-atomic copy leaves
+    (run / "first" / "started.json").write_bytes((done_run / "first" / "started.json").read_bytes())
     capsys.readouterr()
     assert main(["run", "toy", "--run-dir", str(run), "--stages", "first", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

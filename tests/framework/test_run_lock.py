@@ -22,7 +22,7 @@ def _cli(run_dir, *extra):
             "trainer.enable_progress_bar=false", "trainer.checkpoint_every_n_steps=5", *extra]
 
 
-def _wait_for_holder(run_dir, proc, timeout=120):
+def _wait_for_holder(run_dir, proc, timeout=900):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         holder = lock_holder(run_dir)
@@ -34,12 +34,14 @@ def _wait_for_holder(run_dir, proc, timeout=120):
 
 def test_second_run_into_the_same_dir_fails_at_once_naming_the_holder(tmp_path):
     run_dir = tmp_path / "run"
-    first = subprocess.Popen(_cli(run_dir, "trainer.max_steps=400", "stages.first.config.step_delay_s=0.05"),
+    # a run that would take over an hour: it is killed below, whatever the speed of this machine
+    first = subprocess.Popen(_cli(run_dir, "trainer.max_steps=100000", "stages.first.config.step_delay_s=0.05"),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV)
     try:
         _wait_for_holder(run_dir, first)
-        second = subprocess.run(_cli(run_dir, "trainer.max_steps=400"), capture_output=True, text=True, env=ENV,
-                                timeout=120)
+        same_command = _cli(run_dir, "trainer.max_steps=100000", "stages.first.config.step_delay_s=0.05")
+        second = subprocess.run(same_command, capture_output=True, text=True, env=ENV,
+                                timeout=900)
         assert first.poll() is None, "the first run ended before the second one tried"
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
@@ -51,7 +53,8 @@ def test_second_run_into_the_same_dir_fails_at_once_naming_the_holder(tmp_path):
     # the holder died without releasing anything: its lock file stays, and is stale
     assert json.loads((run_dir / LOCK_FILE).read_text())["pid"] == first.pid
     assert lock_holder(run_dir) is None
-    third = subprocess.run(_cli(run_dir, "trainer.max_steps=20"), capture_output=True, text=True, env=ENV, timeout=300)
+    third = subprocess.run(_cli(run_dir, "trainer.max_steps=20", "stages.first.config.step_delay_s=0.05"),
+                           capture_output=True, text=True, env=ENV, timeout=900)
     assert third.returncode == 0, third.stderr
     assert f"lock of PID {first.pid} (no longer running) taken over" in third.stdout
     assert "first=resumed" in third.stdout

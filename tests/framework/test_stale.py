@@ -39,7 +39,7 @@ def test_retraining_upstream_makes_every_dependent_stage_stale(done_chain, capsy
     with pytest.raises(SoundstageError) as err:
         _run(done_chain, "stages.first.trainer.max_steps=8")
     message = str(err.value)
-    assert "2 done stage(s)" in message and "\n" not in message
+    assert "2 stage(s)" in message and "\n" not in message
     assert "second (the output of 'first' it was made from changed)" in message
     assert "third (needs 'second', which is stale)" in message
     assert "--restart second,third" in message
@@ -141,3 +141,28 @@ def test_the_dataset_a_stage_read_is_part_of_its_inputs(tmp_path):
 def _inputs(data):
     return {"plugin": "p", "plugin_version": "v", "config": {}, "trainer": {}, "seed": 0, "checkpoint": None,
             "upstream": {}, "data": data}
+
+
+def _interrupted(tmp_path, *overrides):
+    """A run dir whose 'first' and 'second' are done and whose 'third' stopped part-way (last.ckpt, no done.json)."""
+    run_dir = tmp_path / "run"
+    _run(run_dir, *overrides)
+    (run_dir / "third" / "done.json").unlink()
+    (run_dir / "third" / "model.safetensors").unlink()
+    return run_dir
+
+
+def test_an_interrupted_stage_resumes_only_from_what_it_was_started_with(tmp_path):
+    run_dir = _interrupted(tmp_path)
+    # a longer budget is what resuming is for; a different config is not
+    with pytest.raises(SoundstageError, match=r"third \(interrupted training: config keys changed: frequency\)"):
+        _run(run_dir, "stages.third.config.frequency=2.0")
+    assert _run(run_dir, "stages.third.trainer.max_steps=5") == {"first": "skipped", "second": "skipped", "third": "resumed"}
+
+
+def test_an_interrupted_stage_whose_upstream_is_retrained_is_stale(tmp_path):
+    run_dir = _interrupted(tmp_path)
+    with pytest.raises(SoundstageError, match=r"third \(its interrupted training used 'second', which this run rebuilds\)"
+                                              r"; retrain them with --restart second,third"):
+        _run(run_dir, restart=["second"])
+    assert (run_dir / "third" / "checkpoints" / "last.ckpt").is_file()  # refused before anything was removed
