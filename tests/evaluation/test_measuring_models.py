@@ -44,7 +44,7 @@ def test_phone_recognizer_reads_held_out_voices(corpus, recognizer):
     refs = [phone_sequence(u.phonemes) for u in held_out]
     hyps = model.transcribe([torch.from_numpy(u.wave) for u in held_out])
     per = phone_error_rate(hyps, refs)
-    # 300 steps on ~8 minutes of speech (the 2-hour corpus' 600-step recognizer: README)
+    # 300 steps on ~8 minutes of speech (the 2-hour corpus' 600-step recognizer reads 0.09: docs/evaluation.md)
     assert per < 0.5, per
     assert facts["steps"] > 0 and facts["phones"] > 20
     # a copy of the audio scores exactly as the original; noise and transcripts of other clips score near 1
