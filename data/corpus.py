@@ -7,13 +7,10 @@ into place when complete, under a file lock, so concurrent ranks or an interrupt
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,25 +92,15 @@ def _check_complete(root: Path, params: dict[str, Any]) -> None:
 
 def prepare_corpus(data_cfg: "DataConfig", progress: bool = True) -> tuple[str, str]:
     """Generate the embedded corpus once (cached) and return its (train, val) shard patterns."""
+    from soundstage.checkpoint import build_dir_once
+
     final = corpus_dir(data_cfg)
-    if (final / "corpus.json").exists():
-        return _patterns(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / f".{final.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # other ranks wait here, then find the finished corpus
-        try:
-            if not (final / "corpus.json").exists():
-                params = corpus_params(data_cfg)
-                tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-                try:
-                    generate_corpus(tmp, params, progress=progress)
-                    _check_complete(tmp, params)  # before it gets its final name: no half-built cache entry
-                    (tmp / "corpus.json").write_text(json.dumps(params, indent=2) + "\n")
-                    if final.exists():  # a leftover without corpus.json is incomplete
-                        shutil.rmtree(final)
-                    os.replace(tmp, final)
-                finally:
-                    shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    params = corpus_params(data_cfg)
+
+    def build(tmp: Path) -> None:
+        generate_corpus(tmp, params, progress=progress)
+        _check_complete(tmp, params)  # before it gets its final name: no half-built cache entry
+        (tmp / "corpus.json").write_text(json.dumps(params, indent=2) + "\n")
+
+    build_dir_once(final, "corpus.json", build)  # other ranks wait on its lock, then find the finished corpus
     return _patterns(final)

@@ -160,6 +160,21 @@ class PretrainedCodecBase(Stage):
         """The token numbers this stage reports in its done marker."""
         raise NotImplementedError
 
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the audio ``encode`` takes (the pipeline's, not the codec's own: it is resampled)."""
+        return self.config.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        """Code (token) frames per second."""
+        return self.facts.frame_rate
+
+    @property
+    def hop_length(self) -> float:
+        """Samples at ``sample_rate`` per frame; not whole when the codec resamples (16 kHz / 75 Hz = 213.3)."""
+        return self.sample_rate / self.frame_rate
+
     def train(self, mode: bool = True) -> "PretrainedCodecBase":
         super().train(mode)
         self.codec.model.eval()  # never trained: no quantizer dropout, whatever Lightning asks

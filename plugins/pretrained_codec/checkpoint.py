@@ -74,7 +74,7 @@ def load_model(source: CodecSource, where: str) -> nn.Module:
 def model_from_tensors(family: Family, raw: dict[str, Any], tensors: dict[str, Tensor], where: str) -> nn.Module:
     """The model rebuilt from a checkpoint's own tensors and config.json (as carried by an exported stage)."""
     cls = getattr(import_transformers(PURPOSE, "codecs"), family.model_class)
-    return _from_pretrained(cls, where, None, config=hf_config(family, raw), state_dict=tensors)
+    return _from_pretrained(cls, where, None, config=hf_config(family, raw), state_dict=tensors, local_files_only=True)
 
 
 def _from_pretrained(cls: Any, where: str, *args: Any, **kwargs: Any) -> nn.Module:

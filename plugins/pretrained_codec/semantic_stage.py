@@ -40,20 +40,6 @@ class MimiSemanticStage(PretrainedCodecBase):
         return {k: v for k, v in (("semantic_vocab_size", vocab), ("semantic_rate", rate)) if v is not None}
 
     @property
-    def sample_rate(self) -> int:
-        """Rate of the audio ``encode`` takes (the pipeline's; resampled to Mimi's 24 kHz)."""
-        return self.config.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        return self.facts.frame_rate
-
-    @property
-    def hop_length(self) -> float:
-        """Samples at ``sample_rate`` per token (16 kHz / 12.5 Hz = 1280)."""
-        return self.sample_rate / self.frame_rate
-
-    @property
     def vocab_size(self) -> int:
         return self.facts.codebook_size
 

@@ -55,21 +55,6 @@ class PretrainedCodecStage(PretrainedCodecBase):
 
     # --- the codec interface ------------------------------------------------------------------------
     @property
-    def sample_rate(self) -> int:
-        """Rate of the audio ``encode`` takes and ``decode`` gives (the pipeline's, not the codec's own)."""
-        return self.config.sample_rate
-
-    @property
-    def frame_rate(self) -> float:
-        """Code frames per second."""
-        return self.facts.frame_rate
-
-    @property
-    def hop_length(self) -> float:
-        """Samples at ``sample_rate`` per code frame; not whole when the codec resamples (16 kHz / 75 Hz = 213.3)."""
-        return self.sample_rate / self.frame_rate
-
-    @property
     def num_quantizers(self) -> int:
         return self.levels
 
