@@ -208,6 +208,11 @@ class LMStage(Stage):
         """Codes [1, Q, T] generated from one validation example (acoustic stages override)."""
         return None
 
+    def preview_semantic(self, batch: dict[str, Tensor]) -> Tensor:
+        """The first ``preview_seconds`` of a validation example's semantic ids [1, Ts] (stages conditioned on them)."""
+        n = max(1, round(self.config.preview_seconds * self.config.semantic_rate))  # type: ignore[attr-defined]
+        return batch["semantic"][:, : min(n, int(batch["semantic_lengths"][0]))]
+
     def _log_preview(self) -> None:
         codec = self.__dict__.get("_preview_codec")
         experiment = getattr(self.logger, "experiment", None)

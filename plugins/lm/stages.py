@@ -169,8 +169,7 @@ class CoarseLMStage(LMStage):
 
     def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
         """Coarse codes for the example's first ``preview_seconds`` of semantic ids (coarse levels only)."""
-        n = max(1, round(self.config.preview_seconds * self.config.semantic_rate))
-        return self.generate(batch["semantic"][:, : min(n, int(batch["semantic_lengths"][0]))])
+        return self.generate(self.preview_semantic(batch))
 
     @torch.inference_mode()
     def generate(

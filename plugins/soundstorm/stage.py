@@ -113,8 +113,7 @@ class SoundStormStage(LMStage):
 
     def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
         """All levels generated from the example's first ``preview_seconds`` of semantic ids."""
-        n = max(1, round(self.config.preview_seconds * self.config.semantic_rate))
-        return self.generate(batch["semantic"][:, : min(n, int(batch["semantic_lengths"][0]))])
+        return self.generate(self.preview_semantic(batch))
 
     # --- generation ---------------------------------------------------------------------------
     @torch.inference_mode()
