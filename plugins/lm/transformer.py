@@ -104,6 +104,21 @@ class RelativePositionBias(nn.Module):
         return bias.masked_fill(distance < 0, float("-inf"))[None]
 
 
+def _init_linear_embedding(module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def gpt2_init(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation: N(0, 0.02) weights, zero biases, residual projections scaled by depth."""
+    model.apply(_init_linear_embedding)
+    for name, p in model.named_parameters():
+        if name.endswith("proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one fused QKV projection."""
 
@@ -193,17 +208,7 @@ class Transformer(nn.Module):
             if config.position == "relative_bias"
             else None
         )
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith("proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        gpt2_init(self, config.n_layer)
 
     def make_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
         """A KV cache for ``batch_size`` sequences of up to ``max_len`` (default block_size) positions."""

@@ -7,7 +7,6 @@ codes. Attention, feed-forward layers and rotary positions are the LM transforme
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +16,7 @@ from torch.utils.checkpoint import checkpoint
 
 from soundstage.config import check_ranges
 from soundstage.plugins.lm.transformer import (MLP, Block, CausalSelfAttention, RotaryEmbedding, TransformerConfig,
-                                               make_dropout, make_norm)
+                                               gpt2_init, make_dropout, make_norm)
 
 
 @dataclass
@@ -134,18 +133,8 @@ class SoundStormModel(nn.Module):
         self.norm = make_norm(tc)
         self.rope = RotaryEmbedding(d // config.n_head, max_frames, config.rope_base)
         self.heads = nn.Parameter(torch.empty(num_quantizers, codebook_size, d))  # one output layer per level
-        self.apply(self._init_weights)
+        gpt2_init(self, config.n_layer)
         nn.init.normal_(self.heads, mean=0.0, std=0.02)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
-            if name.endswith("proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def forward(self, codes: Tensor, semantic: Tensor, frames: Tensor | None = None) -> Tensor:
         """Hidden states [B, T, C]; ``frames`` [B, T] bool marks real (unpadded) frames, None: all."""
