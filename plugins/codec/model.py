@@ -202,24 +202,19 @@ class CodecOutput:
     stats: dict[str, Tensor]  # per-level usage / perplexity / restarts
 
 
-class SoundStream(nn.Module):
+class CodecGenerator(nn.Module):
     """Encoder -> residual VQ -> decoder. ``forward`` trains; ``encode``/``decode`` never update codebooks.
 
-    Every generator convolution starts with a zero bias (as DAC does). With PyTorch's default bias init
-    the signal shrinks layer by layer while each layer adds its bias, so the encoder's latents start as a
-    tight blob around a bias-made offset that drifts more per update than the blob is wide: each batch
-    then lands on one or two codes (per-level perplexity ~2 of 1024) and almost nothing passes the VQ.
+    The encoder maps a waveform [B, T] (a whole number of hops) to latents [B, D, T / hop]; the decoder
+    maps latents back to [B, T' * hop]. ``SoundStream`` (SEANet, sample-rate convolutions, streamable)
+    and ``vocos.VocosCodec`` (frame-rate ConvNeXt, STFT in and iSTFT out) are the two generators.
     """
 
-    def __init__(self, sample_rate: int, channels: int, decoder_channels: int, strides: list[int], latent_dim: int,
-                 dilations: list[int], kernel_size: int, causal: bool, act: str, num_quantizers: int,
-                 codebook_size: int, **vq_kwargs) -> None:
+    def __init__(self, sample_rate: int, hop_length: int, encoder: nn.Module, quantizer: ResidualVQ,
+                 decoder: nn.Module) -> None:
         super().__init__()
-        self.sample_rate = sample_rate
-        self.hop_length = math.prod(strides)
-        self.encoder = Encoder(channels, strides, latent_dim, dilations, kernel_size, causal, act)
-        self.quantizer = ResidualVQ(latent_dim, num_quantizers, codebook_size, **vq_kwargs)
-        self.decoder = Decoder(decoder_channels, strides, latent_dim, dilations, kernel_size, causal, act)
+        self.sample_rate, self.hop_length = sample_rate, hop_length
+        self.encoder, self.quantizer, self.decoder = encoder, quantizer, decoder
 
     def pad(self, wave: Tensor) -> Tensor:
         """Right-pad [B, T] with zeros to a whole number of frames."""
@@ -239,3 +234,23 @@ class SoundStream(nn.Module):
     def decode(self, codes: Tensor) -> Tensor:
         """int64 codes [B, Q, T'] -> waveform [B, T' * hop] (any Q up to the model's levels)."""
         return self.decoder(self.quantizer.decode(codes))
+
+
+class SoundStream(CodecGenerator):
+    """SEANet encoder and decoder (convolutions at the sample rate; causal ones stream) around the RVQ.
+
+    Every generator convolution starts with a zero bias (as DAC does). With PyTorch's default bias init
+    the signal shrinks layer by layer while each layer adds its bias, so the encoder's latents start as a
+    tight blob around a bias-made offset that drifts more per update than the blob is wide: each batch
+    then lands on one or two codes (per-level perplexity ~2 of 1024) and almost nothing passes the VQ.
+    """
+
+    def __init__(self, sample_rate: int, channels: int, decoder_channels: int, strides: list[int], latent_dim: int,
+                 dilations: list[int], kernel_size: int, causal: bool, act: str, num_quantizers: int,
+                 codebook_size: int, **vq_kwargs) -> None:
+        super().__init__(
+            sample_rate, math.prod(strides),
+            Encoder(channels, strides, latent_dim, dilations, kernel_size, causal, act),
+            ResidualVQ(latent_dim, num_quantizers, codebook_size, **vq_kwargs),
+            Decoder(decoder_channels, strides, latent_dim, dilations, kernel_size, causal, act),
+        )

@@ -12,7 +12,7 @@ from typing import Any
 
 from soundstage.config import build_config
 
-from .stage import SoundStreamConfig
+from .config import SoundStreamConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(

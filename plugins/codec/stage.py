@@ -17,117 +17,22 @@ each ``optimizer.step()``: ``trainer.global_step`` (and ``max_steps``) is 2 per 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from soundstage.config import check_ranges
-from soundstage.data.augment import AugmentConfig
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
 
+from .config import SoundStreamConfig
 from .discriminators import Discriminators
 from .losses import LossBalancer, MultiScaleSpectralLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from .metrics import MelDistance, ScaleInvariantSignalNoiseRatio, STFTDistance, bitrate
-from .model import SoundStream, streaming
+from .model import streaming
+from .generator import build_generator
 from .viz import mel_image
-
-
-@dataclass
-class SoundStreamConfig(StageConfig):
-    """SoundStream codec + GAN training. Defaults are the ``small`` preset (see ``presets.py``)."""
-
-    # generator (SEANet encoder/decoder)
-    sample_rate: int = 16000  # must equal the recipe's data.sample_rate
-    channels: int = 16  # encoder channels, doubled by each block (16 -> 256 at 50 Hz)
-    decoder_channels: int = 16  # decoder channels after the last block, doubled going up
-    strides: list[int] = field(default_factory=lambda: [2, 4, 5, 8])  # hop = product (320 -> 50 Hz at 16 kHz)
-    latent_dim: int = 64
-    dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
-    kernel_size: int = 7
-    causal: bool = True  # causal padding (streamable) or centred
-    activation: str = "elu"  # elu | snake (periodic, as in DAC: 1.3x the CPU time per update; speech_small uses it)
-    # residual VQ
-    num_quantizers: int = 8
-    codebook_size: int = 1024
-    ema_decay: float = 0.99
-    kmeans_iters: int = 10
-    # restart a code once the batches since its last use held dead_code_hits x codebook_size vectors (an evenly
-    # used code would have been hit dead_code_hits times); 0: never. Independent of batch size and GPU count.
-    dead_code_hits: float = 8.0
-    # share of items decoded from a random number of levels (one model for several bitrates). The paper preset
-    # uses 0.5; at 0.5 the decoder learns mostly from coarse latents and smears formants at full bitrate: in
-    # 30-minute CPU runs of the small preset (one seed each) 0.1 reached held-out mel 0.75 vs 0.82 (0.5) and 0.82
-    # (0.0); another seed of 0.1 gave 0.84, so the edge over 0.0 is within seed noise, the one over 0.5 is not clear.
-    quantizer_dropout: float = 0.1
-    commitment_weight: float = 1.0
-    # discriminators
-    stft_disc_ffts: list[int] = field(default_factory=lambda: [1024, 512, 256])
-    stft_disc_channels: int = 16
-    wave_disc_scales: int = 3
-    wave_disc_channels: int = 16
-    disc_max_channels: int = 256
-    # losses (weights of the generator terms; with balancer=True they are shares of the gradient)
-    mel_ffts: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024, 2048])
-    mel_bins: list[int] = field(default_factory=lambda: [10, 20, 40, 80, 80, 80])
-    mel_weight: float = 15.0
-    stft_weight: float = 0.0
-    # L1 between waveforms (EnCodec's time-domain term): without it, mel-only training leaves the phase free
-    # (SI-SNR ~ -40 dB on speech). The L1 is a mean over samples, so its weight is large. The weight trades
-    # mel distance against SI-SNR (benchmarks/codec_quality.py, small preset): 1e4 -> 2e3 -> 500 lowered the
-    # held-out mel distance each time (500 vs 2e3: -0.10 at 1500 CPU updates and on a GPU) for 0.5-1.5 dB of
-    # SI-SNR; at 200 the phase came loose again (SI-SNR -33 dB after 1000 updates).
-    # With balancer=True all weights are gradient shares instead: use ~1 there (EnCodec: 0.1 vs mel 1).
-    waveform_weight: float = 500.0
-    adversarial_weight: float = 1.0
-    feature_weight: float = 2.0
-    balancer: bool = False  # EnCodec-style gradient balancer over the generator terms
-    # GAN schedule, in generator updates. Before ``adversarial_start_step`` the discriminators are not run at
-    # all (no D forward/backward): the generator learns from the mel/spectral losses only, which is several
-    # times cheaper per step (~4x for ``small`` on CPU) and gets intelligible reconstructions early. From then
-    # on the discriminators train every step; the generator's adversarial + feature-matching terms start
-    # ``disc_warmup_steps`` later (so they are on from ``adversarial_start_step + disc_warmup_steps``).
-    adversarial_start_step: int = 5000
-    disc_warmup_steps: int = 500
-    # optimization (Trainer's own gradient_clip_val / accumulate_grad_batches do not apply here)
-    lr: float = 1e-3
-    disc_lr: float = 3e-4
-    betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
-    lr_warmup_steps: int = 100  # linear learning-rate warm-up (generator updates) for both optimizers
-    lr_decay: float = 0.99999  # exponential decay per generator update, after the warm-up
-    gen_grad_clip: Optional[float] = 1000.0
-    disc_grad_clip: Optional[float] = 10.0
-    accumulate_grad_batches: int = 1
-    # data
-    batch_size: int = 16
-    segment_seconds: float = 1.0
-    val_segment_seconds: float = 4.0
-    batches_per_epoch: Optional[int] = None
-    # microphone-like degradations (room, tilt, EQ, noise, level) of a share of the training crops; off by default
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # speed: torch.compile the encoder, decoder and discriminators in place (the quantizer, with its
-    # data-dependent codebook updates, stays eager). For GPU training; streaming encode/decode is eager-only.
-    compile: bool = False
-    # logging
-    log_audio_clips: int = 2  # validation clips written to TensorBoard (audio + mel images)
-
-    def __post_init__(self) -> None:  # a bad value fails when the recipe is read, not hours into training
-        check_ranges(
-            self,
-            at_least_one=("channels", "decoder_channels", "strides", "latent_dim", "dilations", "kernel_size",
-                          "num_quantizers", "codebook_size", "stft_disc_ffts", "stft_disc_channels",
-                          "wave_disc_channels", "disc_max_channels", "mel_ffts", "mel_bins",
-                          "accumulate_grad_batches", "batch_size", "batches_per_epoch"),
-            positive=("sample_rate", "segment_seconds", "val_segment_seconds", "lr", "disc_lr", "gen_grad_clip",
-                      "disc_grad_clip"),
-            non_negative=("kmeans_iters", "dead_code_hits", "commitment_weight", "mel_weight", "stft_weight",
-                          "waveform_weight", "adversarial_weight", "feature_weight", "adversarial_start_step",
-                          "disc_warmup_steps", "lr_warmup_steps", "wave_disc_scales", "log_audio_clips"),
-            fraction=("ema_decay", "quantizer_dropout", "lr_decay", "betas"),
-        )
 
 
 @register_stage("soundstream")
@@ -143,11 +48,7 @@ class SoundStreamStage(Stage):
         super().__init__(config)
         c = config
         self.automatic_optimization = False
-        self.codec = SoundStream(
-            c.sample_rate, c.channels, c.decoder_channels, list(c.strides), c.latent_dim, list(c.dilations),
-            c.kernel_size, c.causal, c.activation, c.num_quantizers, c.codebook_size, decay=c.ema_decay,
-            kmeans_iters=c.kmeans_iters, dead_code_hits=c.dead_code_hits, quantizer_dropout=c.quantizer_dropout,
-        )
+        self.codec = build_generator(c)
         self.discriminators = Discriminators(
             list(c.stft_disc_ffts), c.stft_disc_channels, c.wave_disc_scales, c.wave_disc_channels, c.disc_max_channels
         )
@@ -212,7 +113,9 @@ class SoundStreamStage(Stage):
 
     def streaming(self):
         """Context manager: inside it, ``encode``/``decode`` are stateful and take consecutive chunks
-        (audio chunks must be whole multiples of ``hop_length``); needs ``causal=True``."""
+        (audio chunks must be whole multiples of ``hop_length``); needs ``causal=True`` and ``seanet``."""
+        if self.config.architecture != "seanet":
+            raise ValueError(f"streaming needs the causal seanet codec, not architecture {self.config.architecture!r}")
         return streaming(self.codec)
 
     # --- pipeline hooks ---------------------------------------------------------------------------

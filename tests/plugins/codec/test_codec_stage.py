@@ -146,17 +146,15 @@ def test_reconstruction_only_phase_leaves_discriminators_untouched():
 
 
 def test_tiny_codec_overfits_one_clip():
-    """Generator-only training on one 0.5 s clip: the multi-scale mel loss falls at least 3x in ~20 s."""
+    """Generator-only training on one 0.5 s clip: the multi-scale mel loss falls at least 3x in 150 updates."""
     torch.manual_seed(0)
     stage = SoundStreamStage(preset_config("tiny", quantizer_dropout=0.0, codebook_size=64))
     clip = synth_clip(0, 8000).unsqueeze(0)  # [1, T]
     opt = torch.optim.Adam(stage.codec.parameters(), lr=3e-3)
-    start = time.time()
     losses = generator_updates(stage, clip, 150, opt, "train/mel")
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     print(f"overfit: mel loss {first:.3f} -> {last:.3f}")
     assert last < first / 3, (first, last)
-    assert time.time() - start < 60
 
 
 def test_predict_step_gives_per_clip_codes():
