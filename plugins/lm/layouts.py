@@ -66,6 +66,10 @@ class SemanticLayout:
         self.vocab_size = semantic_vocab_size + 1
         self.token_range = (0, semantic_vocab_size)  # what generation may sample
 
+    def target_range(self, q: int) -> tuple[int, int]:
+        """Ids a target at RVQ level ``q`` is scored against: every id (semantic targets have no level)."""
+        return 0, self.vocab_size
+
     def encode(self, semantic: Tensor) -> Tensor:
         """Semantic ids [T] -> sequence [1 + T'] (T' < T when duplicates are removed)."""
         if self.dedup:
@@ -99,6 +103,10 @@ class CoarseLayout:
         self.sep = semantic_vocab_size
         self.offsets = semantic_vocab_size + 1 + codebook_size * torch.arange(num_coarse)
         self.vocab_size = semantic_vocab_size + 1 + num_coarse * codebook_size
+
+    def target_range(self, q: int) -> tuple[int, int]:
+        """Ids a target at RVQ level ``q`` is scored against: that level's codes (what generation samples)."""
+        return self.level_range(q)
 
     def level_range(self, q: int) -> tuple[int, int]:
         """Token ids of RVQ level q: [lo, hi)."""
@@ -154,6 +162,10 @@ class FineLayout:
         self.codebook_size, self.num_coarse, self.num_quantizers = codebook_size, num_coarse, num_quantizers
         self.offsets = codebook_size * torch.arange(num_quantizers)
         self.vocab_size = num_quantizers * codebook_size
+
+    def target_range(self, q: int) -> tuple[int, int]:
+        """Ids a target at RVQ level ``q`` is scored against: that level's codes (what generation samples)."""
+        return self.level_range(q)
 
     def level_range(self, q: int) -> tuple[int, int]:
         return q * self.codebook_size, (q + 1) * self.codebook_size

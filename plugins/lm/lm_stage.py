@@ -17,6 +17,7 @@ from soundstage.stage import Stage, StageConfig, StageContext
 from soundstage.trainer import time_progress
 
 from .layouts import LMBatch
+from .level_loss import per_level_cross_entropy
 from .metrics import TokenMetrics
 from .sampling import SamplingConfig
 from .transformer import Transformer, TransformerConfig
@@ -167,15 +168,17 @@ class LMStage(Stage):
         """Logits [B, T, V] for token ids [B, T]."""
         return self.model(idx)
 
-    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, LMBatch]:
+    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor], LMBatch]:
+        """Mean cross-entropy of the batch's predicted tokens, each scored within its RVQ level's ids
+        (``level_loss.py``), plus the per-target (cross-entropy, correct, level) for the metrics."""
         b = self.layout.make_batch(batch)
         block = self.config.model.block_size
         if b.inputs.shape[1] > block:  # a window rounded up by a frame must not break training
             b = LMBatch(b.inputs[:, :block], b.targets[:, :block], b.mask[:, :block], b.levels[:, :block])
-        logits = self.model(b.inputs)  # [B, L, V]
-        targets = b.targets.masked_fill(~b.mask, -100)  # ignore_index keeps logits uncopied
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-        return loss, logits, b
+        hidden = self.model.features(b.inputs)  # [B, L, C]
+        scored = per_level_cross_entropy(hidden, self.model.head.weight, b.targets, b.mask, b.levels,
+                                         self.layout.target_range)
+        return scored[0].mean(), scored, b
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _, b = self._loss(batch)
@@ -185,8 +188,8 @@ class LMStage(Stage):
         return loss
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        loss, logits, b = self._loss(batch)
-        self.val_metrics.update(logits, b.targets, b.mask, b.levels)
+        _, (ce, correct, levels), _ = self._loss(batch)
+        self.val_metrics.update(ce, correct, levels)
         if batch_idx == 0:
             self._preview_batch = {k: v[:1] for k, v in batch.items() if isinstance(v, Tensor)}
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
@@ -22,14 +21,12 @@ class TokenMetrics(nn.Module):
         self.acc = nn.ModuleDict({g: MeanMetric() for g in groups})
 
     @torch.no_grad()
-    def update(self, logits: Tensor, targets: Tensor, mask: Tensor, levels: Tensor) -> None:
-        """logits [B, L, V], targets / mask / levels [B, L]."""
-        ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
-        correct = (logits.argmax(-1) == targets).float()
-        selections = {"all": mask} | {f"level{q}": mask & (levels == q) for q in self.levels}
+    def update(self, ce: Tensor, correct: Tensor, levels: Tensor) -> None:
+        """Per-target cross-entropy, correctness (0/1) and RVQ level, all [N] (``per_level_cross_entropy``)."""
+        selections = {"all": torch.ones_like(levels, dtype=torch.bool)} | {f"level{q}": levels == q for q in self.levels}
         for group, sel in selections.items():
             if sel.any():
-                self.loss[group].update(ce[sel])
+                self.loss[group].update(ce[sel].float())
                 self.acc[group].update(correct[sel])
 
     def compute(self, prefix: str) -> dict[str, Tensor]:

@@ -233,6 +233,10 @@ class Transformer(nn.Module):
 
     def forward(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False) -> Tensor:
         """Logits [B, T, V] for ids [B, T] at positions pos..pos+T (``last_only``: [B, 1, V])."""
+        return self.head(self.features(idx, cache, pos, last_only))
+
+    def features(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False) -> Tensor:
+        """The final-norm states [B, T, C] that ``head`` maps to logits (``forward`` without the head)."""
         B, T = idx.shape
         if pos + T > self.config.block_size:
             raise ValueError(f"sequence of {pos + T} positions exceeds model.block_size={self.config.block_size}")
@@ -246,7 +250,7 @@ class Transformer(nn.Module):
                 x = block(x, self.rope, mask, is_causal, pos, cache, i)
         if last_only:
             x = x[:, -1:]
-        return self.head(self.norm(x))  # [B, T, V]
+        return self.norm(x)
 
     def num_params(self, include_embedding: bool = True) -> int:
         """Parameter count (a tied head is counted once)."""
