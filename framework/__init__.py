@@ -4,16 +4,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Pipeline", "Stage", "StageConfig", "register_stage", "load_recipe", "__version__"]
+__all__ = ["Stage", "StageConfig", "register_stage", "load_recipe", "__version__"]
 
 if TYPE_CHECKING:
-    from .inference import Pipeline
     from .recipe import load_recipe
     from .registry import register_stage
     from .stage import Stage, StageConfig
 
 _LAZY = {
-    "Pipeline": "soundstage.inference",
     "Stage": "soundstage.stage",
     "StageConfig": "soundstage.stage",
     "register_stage": "soundstage.registry",

@@ -57,20 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS_GROUP = "soundstage.commands"  # entry points: name -> ``add_commands(subparsers)`` of a package's verbs
+
+
 def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
-    """Verbs that live in other packages (data tools, generation, export, eval)."""
-    try:
-        from soundstage.data.cli import add_data_commands
-    except ImportError:
-        pass
-    else:
-        add_data_commands(sub)
-    try:
-        from .app_cli import add_app_commands
-    except ImportError:
-        pass
-    else:
-        add_app_commands(sub)
+    """Verbs that live in other packages (data tools; the AudioLM application's generate, export, eval),
+    declared in the ``soundstage.commands`` entry-point group. A provider's module must import no torch
+    at import time (the CLI starts in well under a second); one that fails to import is skipped."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            add_commands = ep.load()
+        except ImportError:
+            continue  # an optional package that is not installed
+        add_commands(sub)
 
 
 def _split(value: str | None) -> list[str]:
@@ -152,11 +153,14 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from .registry import list_stages
     from .stage import config_fields
 
+    unavailable, shown = [], 0
     for name, cls in list_stages().items():
         if not fnmatch.fnmatch(name, args.pattern):
             continue
+        shown += 1
         if isinstance(cls, SoundstageError):
             print(f"{name}  [unavailable: {cls}]\n")
+            unavailable.append(name)
             continue
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"{name}  ({cls.__module__}.{cls.__name__}) {doc}")
@@ -164,7 +168,10 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         for field_name, type_name, default in config_fields(cls.config_class):
             print(f"  {field_name:28s} {type_name:16s} = {default!r}")
         print()
-    return 0
+    if not shown:
+        print(f"error: no stage matches {args.pattern!r}", file=sys.stderr)
+        return 2
+    return 1 if unavailable else 0  # a plugin that cannot import is an error for scripts that check
 
 
 def _one_line(message: str) -> str:
@@ -201,6 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `soundstage plugins | head`: the reader left; no traceback (Python's signal docs)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -19,8 +19,10 @@ from .dag import topological_order
 from .errors import RecipeError, SoundstageError
 from .recipe_schema import DataConfig, RecipeSchema
 from .registry import get_stage
-from .stage import Stage, StageConfig
 from .trainer import TrainerConfig
+
+if TYPE_CHECKING:  # stage.py imports Lightning: `recipe list` and the CLI's start never need it
+    from .stage import Stage, StageConfig
 
 #: Streams that come from the dataset itself rather than from a stage.
 DATASET_STREAMS = frozenset({"audio"})

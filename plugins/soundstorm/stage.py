@@ -95,16 +95,19 @@ class SoundStormStage(LMStage):
             raise SoundstageError(f"{self.stage_name}: {what} range over {int(ids.min())}..{int(ids.max())}, "
                                   f"outside {key}={size}")
 
-    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, LMBatch]:
+    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor], LMBatch]:
+        """Mean cross-entropy over the masked tokens of each row's level, plus the per-token
+        (cross-entropy, correct, level) the metrics take (the contract of ``LMStage._loss``)."""
         c = self.config
         self._check_batch(batch)
         rng = None if self.training else self._mask_rng
         mb = make_masked_batch(batch, c.num_quantizers, self.model.mask_id, c.semantic_rate, c.acoustic_rate, rng)
         logits = self.model.logits(self.model(mb.inputs, mb.semantic, mb.frames), mb.levels)  # [B, T, K]
-        targets = mb.targets.masked_fill(~mb.loss_mask, -100)  # the masked tokens of each row's level only
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         levels = mb.levels[:, None].expand_as(mb.targets)
-        return loss, logits, LMBatch(mb.inputs, mb.targets, mb.loss_mask, levels)
+        picked, targets = logits[mb.loss_mask].float(), mb.targets[mb.loss_mask]  # the masked tokens of each row's level
+        ce = F.cross_entropy(picked, targets, reduction="none")
+        correct = (picked.detach().argmax(-1) == targets).float()
+        return ce.mean(), (ce, correct, levels[mb.loss_mask]), LMBatch(mb.inputs, mb.targets, mb.loss_mask, levels)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         # Seeded masks: validation losses compare across epochs and runs.

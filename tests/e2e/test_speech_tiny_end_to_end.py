@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from soundstage.inference import Pipeline
+from soundstage.plugins.audiolm.pipeline import Pipeline
 from soundstage.recipe import load_recipe
 from soundstage.runner import PipelineRunner
 

@@ -144,7 +144,7 @@ def test_checkpoint_that_is_not_a_stage_file_is_refused(tmp_path):
 # --- prompts for generation -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipeline():
-    from soundstage.inference import Pipeline
+    from soundstage.plugins.audiolm.pipeline import Pipeline
 
     recipe = load_recipe("speech_tiny")
     roles = {"codec": "codec", "semantic_tokenizer": "semantic", "semantic_lm": "semantic_lm",

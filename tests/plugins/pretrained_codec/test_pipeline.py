@@ -10,8 +10,8 @@ import torch
 from tiny_codecs import FACTS, FAMILIES
 
 from soundstage.errors import SoundstageError
-from soundstage.export import export_bundle
-from soundstage.inference import Pipeline
+from soundstage.plugins.audiolm.export import export_bundle
+from soundstage.plugins.audiolm.pipeline import Pipeline
 from soundstage.recipe import load_recipe
 from soundstage.runner import PipelineRunner
 
@@ -85,9 +85,9 @@ def test_tiny_pipeline_with_a_pretrained_codec(checkpoints, corpora, family, tmp
 
 
 def _codec_figures_eval_would_compute(pipe):
-    from soundstage.evaluation.codec_eval import codec_metrics
-    from soundstage.evaluation.phone_eval import semantic_phone_metrics
-    from soundstage.evaluation.utterances import Utterance
+    from soundstage.plugins.audiolm.evaluation.codec_eval import codec_metrics
+    from soundstage.plugins.audiolm.evaluation.phone_eval import semantic_phone_metrics
+    from soundstage.plugins.audiolm.evaluation.utterances import Utterance
 
     t = np.arange(16000) / 16000
     utterances = [Utterance("tone", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),

@@ -5,7 +5,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from soundstage.errors import SoundstageError
-from soundstage.inference import all_roles, find_roles
+from soundstage.plugins.audiolm.pipeline import all_roles, find_roles
 
 STAGES = {
     "codec": ([], ["acoustic"]), "semantic": ([], ["semantic"]), "tokens": (["codec", "semantic"], ["tokens"]),

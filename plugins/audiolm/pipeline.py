@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from .errors import SoundstageError
-from .stage import Stage
+from soundstage.errors import SoundstageError
+from soundstage.stage import Stage
 
 ROLES = ("semantic_tokenizer", "codec", "semantic_lm", "coarse_lm", "fine_lm")  # the AR pipeline's roles
 BASE_ROLES = ("semantic_tokenizer", "codec", "semantic_lm")

@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 
 from soundstage.data.shard_writer import AudioShardWriter
 from soundstage.data.speech_corpus import all_voices, plan_utterance, synth_utterance
-from soundstage.evaluation.cli import add_eval_command
-from soundstage.evaluation.phone_eval import semantic_phone_metrics
-from soundstage.evaluation.run_dir import RunDir
-from soundstage.evaluation.utterances import Utterance
+from soundstage.plugins.audiolm.evaluation.cli import add_eval_command
+from soundstage.plugins.audiolm.evaluation.phone_eval import semantic_phone_metrics
+from soundstage.plugins.audiolm.evaluation.run_dir import RunDir
+from soundstage.plugins.audiolm.evaluation.utterances import Utterance
 from soundstage.recipe import load_recipe
 from soundstage.runner import PipelineRunner
 

@@ -49,7 +49,7 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
 
 def check_generate_args(args: argparse.Namespace) -> None:
     """One-line errors for lengths and counts ``generate`` cannot honour (before any model is loaded)."""
-    from .errors import SoundstageError
+    from soundstage.errors import SoundstageError
 
     if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
         raise SoundstageError(f"--max-seconds must be finite and > 0, got {args.max_seconds}")
@@ -65,7 +65,7 @@ def check_generate_args(args: argparse.Namespace) -> None:
 
 def _check_length(pipe, seconds: float) -> None:
     """At least one semantic token must be generated (its rate comes from the loaded model)."""
-    from .errors import SoundstageError
+    from soundstage.errors import SoundstageError
 
     rate = float(pipe.models["semantic_lm"].config.semantic_rate)
     if round(seconds * rate) < 1:
@@ -88,7 +88,7 @@ def _sampling(args: argparse.Namespace) -> dict[str, dict]:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from soundstage.plugins.lm.sampling import decoding_progress
 
-    from .inference import Pipeline
+    from .pipeline import Pipeline
 
     check_generate_args(args)
     pipe = Pipeline.load(args.path, device=args.device, sampling=_sampling(args), acoustic=args.acoustic)
@@ -104,7 +104,7 @@ def _generate(args: argparse.Namespace, pipe):
     import numpy as np
     import torch
 
-    from .errors import SoundstageError
+    from soundstage.errors import SoundstageError
 
     if args.prompt:
         from soundstage.data.audio_io import BadAudio, read_audio

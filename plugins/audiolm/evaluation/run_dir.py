@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from soundstage.errors import SoundstageError
-from soundstage.inference import ROLES, find_roles
+from soundstage.plugins.audiolm.pipeline import ROLES, find_roles
 from soundstage.stage import Stage
 
 LM_ROLES = ("semantic_lm", "coarse_lm", "fine_lm", "soundstorm")  # the token-model roles a run may have

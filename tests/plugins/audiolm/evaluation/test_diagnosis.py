@@ -1,5 +1,5 @@
 """The diagnosis names the stage that misses its target, and does not judge a check an upstream failure decides."""
-from soundstage.evaluation.diagnosis import diagnose
+from soundstage.plugins.audiolm.evaluation.diagnosis import diagnose
 
 
 def _figures(codec_per, resyn_per, codec_voice, cont_voice, lm_ppl):

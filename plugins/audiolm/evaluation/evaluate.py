@@ -116,7 +116,7 @@ def _lm_figures(run: RunDir, cfg: EvalConfig, log: Callable[[str], None]) -> dic
 
 def _protocol(run: RunDir, cfg: EvalConfig, clips: list[Clip], models: EvalModels, figures: dict[str, Any],
               log: Callable[[str], None]) -> None:
-    from soundstage.inference import Pipeline
+    from soundstage.plugins.audiolm.pipeline import Pipeline
 
     pipeline = Pipeline({role: run.model(role) for role in run.roles})
     sr = pipeline.sample_rate

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import read_stage_metadata, write_json_atomic
-from .errors import SoundstageError
-from .inference import BUNDLE_FILE, all_roles
+from soundstage.checkpoint import read_stage_metadata, write_json_atomic
+from soundstage.errors import SoundstageError
+from .pipeline import BUNDLE_FILE, all_roles
 
 EVAL_FILE = Path("eval") / "eval.json"
 

@@ -73,7 +73,7 @@ class AudioLMSamplesStage(Stage):
         return []
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
-        from soundstage.inference import Pipeline
+        from soundstage.plugins.audiolm.pipeline import Pipeline
 
         cfg = self.config
         sampling = {"semantic": cfg.semantic.as_kwargs(), "coarse": cfg.coarse.as_kwargs(), "fine": cfg.fine.as_kwargs(),

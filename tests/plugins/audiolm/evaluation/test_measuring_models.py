@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from soundstage.data.speech_corpus import all_voices, plan_utterance, synth_utterance
-from soundstage.evaluation.eval_models import load_or_train
-from soundstage.evaluation.phone_recognizer import PhoneRecognizerConfig, phone_error_rate, phone_sequence
-from soundstage.evaluation.phone_training import train_phone_recognizer
-from soundstage.evaluation.speaker_embedding import SpeakerEmbeddingConfig
-from soundstage.evaluation.speaker_training import train_speaker_embedding
-from soundstage.evaluation.utterances import Utterance, by_voice
+from soundstage.plugins.audiolm.evaluation.eval_models import load_or_train
+from soundstage.plugins.audiolm.evaluation.phone_recognizer import PhoneRecognizerConfig, phone_error_rate, phone_sequence
+from soundstage.plugins.audiolm.evaluation.phone_training import train_phone_recognizer
+from soundstage.plugins.audiolm.evaluation.speaker_embedding import SpeakerEmbeddingConfig
+from soundstage.plugins.audiolm.evaluation.speaker_training import train_speaker_embedding
+from soundstage.plugins.audiolm.evaluation.utterances import Utterance, by_voice
 
 SR = 16000
 # One English voice family, so a minute of CPU training sees every phone often enough.
