@@ -3,14 +3,15 @@
 Runs Lightning's predict loop, so the work is split over every device and node the trainer
 section asks for: each rank reads its share of the shards (whole utterances) and writes its own
 token shards ``tokens/<split>/r<rank>-%06d.tar``; rank 0 then writes ``index.json`` per split.
-LM stages read the results through ``TokenDataModule``.
+With ``config.output`` (a folder or an ``s3://`` / ``gs://`` prefix) they go to ``<output>/<split>/``
+instead, where every node of a cluster reads them. LM stages read them through ``TokenDataModule``.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,13 +20,14 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from soundstage.checkpoint import write_json_atomic
 from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.token_contract import TokenStream
 
 from .audio_datamodule import collate_audio, crop, decode_audio_sample
+from .shard_folder import ShardFolder
 from .shards import expand_shards
 from .stream import ShardStream, SkipCounter, make_loader, rank_and_world
 from .token_shards import TokenShardWriter
@@ -43,6 +45,7 @@ class TokenizeConfig(StageConfig):
     max_seconds: Optional[float] = None  # cut longer utterances to bound memory (None: whole)
     shard_mb: int = 128  # target size of a token shard
     num_workers: Optional[int] = None  # loader workers (default: data.num_workers)
+    output: Optional[str] = None  # token shards go to <output>/<split>/ (a folder or s3:// / gs:// prefix); default: the stage's tokens/
 
     def __post_init__(self) -> None:
         check_ranges(self, at_least_one=("batch_size", "num_quantizers", "shard_mb"), positive=("max_seconds",),
@@ -87,18 +90,20 @@ class UtteranceDataModule(L.LightningDataModule):
 class TokenWriter(BasePredictionWriter):
     """Writes each predicted batch into this rank's token shards; rank 0 indexes them at the end."""
 
-    def __init__(self, out_dir: Path, shard_bytes: float) -> None:
+    def __init__(self, out_dir: str | Path, shard_bytes: float) -> None:
         super().__init__(write_interval="batch")
         self.out_dir, self.shard_bytes = out_dir, shard_bytes
+        self.folder: ShardFolder | None = None
         self.writer: TokenShardWriter | None = None
         self.counts: dict[str, tuple[int, float]] = {}
         self._current: tuple[int, float] = (0, 0.0)
 
     def on_predict_start(self, trainer, pl_module) -> None:
         rank = trainer.global_rank
-        for old in self.out_dir.glob(f"r{rank}-*"):  # a previous, interrupted attempt of this rank
-            old.unlink()
-        self.writer = TokenShardWriter(self.out_dir, f"r{rank}", max_bytes=self.shard_bytes)
+        self.folder = ShardFolder(self.out_dir)
+        for old in self.folder.names(f"r{rank}-*"):  # a previous, interrupted attempt of this rank
+            self.folder.remove(old)
+        self.writer = TokenShardWriter(self.folder, f"r{rank}", max_bytes=self.shard_bytes)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         for sample in prediction:
@@ -115,13 +120,13 @@ class TokenWriter(BasePredictionWriter):
         if shards and Path(shards[-1]).name not in self.counts:
             self.counts[Path(shards[-1]).name] = self._current
         rank = trainer.global_rank
-        write_json_atomic(self.out_dir / f"r{rank}.json", {n: list(c) for n, c in self.counts.items()})
+        self.folder.write_json(f"r{rank}.json", {n: list(c) for n, c in self.counts.items()})
         trainer.strategy.barrier("tokenize-written")
         if trainer.is_global_zero:
             merged: dict[str, list] = {}
-            for part in sorted(self.out_dir.glob("r*.json")):
-                merged.update(json.loads(part.read_text()))
-            write_json_atomic(self.out_dir / "index.json", {
+            for part in self.folder.names("r*.json"):
+                merged.update(json.loads(self.folder.read_text(part) or "{}"))
+            self.folder.write_json("index.json", {
                 "num_shards": len(merged),
                 "num_samples": sum(c for c, _ in merged.values()),
                 "total_seconds": round(sum(s for _, s in merged.values()), 3),
@@ -146,8 +151,16 @@ class TokenizeStage(Stage):
 
     # --- the job -------------------------------------------------------------------------------
     @classmethod
-    def token_spec(cls, config: TokenizeConfig) -> dict[str, float]:
-        return {} if config.num_quantizers is None else {"num_quantizers": config.num_quantizers}
+    def token_streams(cls, config: TokenizeConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
+        """The upstream streams, re-emitted; the acoustic one cut to ``num_quantizers`` levels if set."""
+        streams = {k: v for k, v in upstream.items() if k in STREAMS}
+        acoustic = streams.get("acoustic")
+        if acoustic is not None and config.num_quantizers is not None:
+            if acoustic.levels is not None and config.num_quantizers > acoustic.levels:
+                raise SoundstageError(f"config num_quantizers={config.num_quantizers} exceeds the codec's "
+                                      f"{acoustic.levels} RVQ levels")
+            streams["acoustic"] = replace(acoustic, levels=config.num_quantizers)
+        return streams
 
     def run(self, ctx: StageContext) -> dict[str, Any]:
         for stream in STREAMS:
@@ -164,29 +177,56 @@ class TokenizeStage(Stage):
                 )
         if not ctx.train_shards:
             raise SoundstageError(f"stage {ctx.name!r}: no audio shards to tokenize")
-        outputs: dict[str, Any] = self.stream_info()
+        self._producers = {s: ctx.upstream_for(s).name for s in self.models}
+        self._stage = ctx.name
+        outputs: dict[str, Any] = {"streams": {k: v.to_dict() for k, v in self.streams().items()}}
         for split, shards in (("train", ctx.train_shards), ("val", ctx.val_shards)):
             if shards:
-                outputs[f"{split}_tokens"] = str(self.tokenize_split(ctx, shards, ctx.stage_dir / "tokens" / split))
+                outputs[f"{split}_tokens"] = str(self.tokenize_split(ctx, shards, self.token_dir(ctx, split)))
         return outputs
 
-    def stream_info(self) -> dict[str, Any]:
-        """Rates and sizes of the token streams (the outputs LM stages read)."""
-        info: dict[str, Any] = {}
+    def streams(self) -> dict[str, TokenStream]:
+        """The token streams this run writes, from the loaded upstream models (what LM stages check)."""
+        out: dict[str, TokenStream] = {}
         if "semantic" in self.models:
-            info["semantic_rate"] = float(self.models["semantic"].frame_rate)
-            info["semantic_vocab_size"] = int(self.models["semantic"].vocab_size)
+            m = self.models["semantic"]
+            out["semantic"] = TokenStream("semantic", int(m.vocab_size), float(m.frame_rate), 1, int(m.sample_rate))
         if "acoustic" in self.models:
             codec = self.models["acoustic"]
-            info["acoustic_rate"] = float(codec.frame_rate)
-            info["num_quantizers"] = int(self.config.num_quantizers or codec.num_quantizers)
-            info["codebook_size"] = int(codec.codebook_size)
+            levels = int(self.config.num_quantizers or codec.num_quantizers)
+            out["acoustic"] = TokenStream("acoustic", int(codec.codebook_size), float(codec.frame_rate), levels,
+                                          int(codec.sample_rate))
+        return out
+
+    def stream_info(self) -> dict[str, Any]:
+        """The per-utterance metadata of the token shards: each stream's rate and size (shard format)."""
+        info: dict[str, Any] = {}
+        for kind, s in self.streams().items():
+            info[f"{kind}_rate"] = s.frame_rate
+            if kind == "semantic":
+                info["semantic_vocab_size"] = s.vocab_size
+            else:
+                info["num_quantizers"], info["codebook_size"] = s.levels, s.vocab_size
         return info
 
-    def tokenize_split(self, ctx: StageContext, shards: str, out_dir: Path) -> Path:
-        """Encode one split's shards into ``out_dir`` on every rank; returns ``out_dir``."""
+    def _check_ids(self, stream: str, ids: torch.Tensor, vocab_size: int) -> None:
+        """Every id a producer hands over must lie in its declared vocabulary (else: one line, both names)."""
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+            producer = getattr(self, "_producers", {}).get(stream, stream)
+            raise SoundstageError(
+                f"stage {getattr(self, '_stage', 'tokenize')!r}: stage {producer!r} made {stream} ids "
+                f"{int(ids.min())}..{int(ids.max())}, outside its declared vocab_size {vocab_size} (0..{vocab_size - 1})"
+            )
+
+    def token_dir(self, ctx: StageContext, split: str) -> str | Path:
+        """Where a split's token shards go: ``<config.output>/<split>`` if set, else the stage's ``tokens/<split>``."""
+        if self.config.output:
+            return f"{self.config.output.rstrip('/')}/{split}"
+        return ctx.stage_dir / "tokens" / split
+
+    def tokenize_split(self, ctx: StageContext, shards: str, out_dir: str | Path) -> str | Path:
+        """Encode one split's shards into ``out_dir`` (a folder or object-storage prefix) on every rank; returns it."""
         cfg = self.config
-        out_dir.mkdir(parents=True, exist_ok=True)
         max_samples = int(cfg.max_seconds * self.sample_rate) if cfg.max_seconds else 0
         workers = ctx.data.num_workers if cfg.num_workers is None else cfg.num_workers
         dm = UtteranceDataModule(shards, self.sample_rate, cfg.batch_size, max_samples, workers)
@@ -203,8 +243,10 @@ class TokenizeStage(Stage):
         tokens: dict[str, torch.Tensor] = {}
         if "semantic" in self.models:
             tokens["semantic"] = self.models["semantic"].encode(wave)  # [B, Ts]
+            self._check_ids("semantic", tokens["semantic"], info["semantic_vocab_size"])
         if "acoustic" in self.models:
             tokens["acoustic"] = self.models["acoustic"].encode(wave, num_quantizers=info["num_quantizers"])  # [B, Q, Ta]
+            self._check_ids("acoustic", tokens["acoustic"], info["codebook_size"])
         out = []
         for i, key in enumerate(batch["key"]):
             seconds = int(lengths[i]) / self.sample_rate

@@ -19,6 +19,7 @@ from .dag import topological_order
 from .errors import RecipeError, SoundstageError
 from .recipe_schema import DataConfig, RecipeSchema
 from .registry import get_stage
+from .token_contract import TOKEN_KINDS, TokenStream, streams_problems
 from .trainer import TrainerConfig
 
 if TYPE_CHECKING:  # stage.py imports Lightning: `recipe list` and the CLI's start never need it
@@ -220,6 +221,32 @@ def _check_streams(plans: dict[str, StagePlan], source: str) -> None:
         problems = plan.stage_class.check_upstream(plan.config, {d: (plans[d].stage_class, plans[d].config) for d in ancestors})
         for problem in problems:
             raise RecipeError(f"{source}: stages.{plan.name}: {problem}")
+    _check_token_contracts(plans, source)
+
+
+def _check_token_contracts(plans: dict[str, StagePlan], source: str) -> None:
+    """Every consumer's expected token streams against what its upstream stages make (all problems at once)."""
+    made: dict[str, dict[str, tuple[str, TokenStream | None]]] = {}  # stage -> kind -> (origin stage, stream)
+    problems = []
+    for plan in plans.values():  # execution order
+        visible: dict[str, tuple[str, TokenStream | None]] = {}
+        for dep in _ancestors(plans, plan.name):
+            visible.update(made[dep])
+        problems += streams_problems(plan.name, plan.stage_class.expected_streams(plan.config), visible)
+        try:
+            streams = plan.stage_class.token_streams(plan.config, {k: v for k, (_, v) in visible.items() if v})
+        except SoundstageError as exc:
+            raise RecipeError(f"{source}: stages.{plan.name}: {exc}") from exc
+        own: dict[str, tuple[str, TokenStream | None]] = {}
+        for kind in plan.stage_class.produces:
+            if kind in TOKEN_KINDS:
+                own[kind] = (plan.name, streams.get(kind))
+        for kind, stream in streams.items():
+            passed_on = kind in visible and visible[kind][1] == stream  # re-emitted unchanged: keep its origin
+            own[kind] = visible[kind] if passed_on else (plan.name, stream)
+        made[plan.name] = own
+    if problems:
+        raise RecipeError(f"{source}: " + "\n  ".join(problems))
 
 
 def _check_sample_rates(plans: dict[str, StagePlan], data: DataConfig, source: str) -> None:

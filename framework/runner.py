@@ -280,15 +280,17 @@ class PipelineRunner:
         # The stages that use this one were validated against the recipe's config: the tokens the
         # checkpoint makes (sizes, rates) must be those.
         from .config import build_config
+        from .token_contract import TokenExpectation, stream_mismatches
 
-        theirs = plan.stage_class.token_spec(build_config(plan.stage_class.config_class, meta["config"], source=str(path)))
-        ours = plan.stage_class.token_spec(plan.config)
-        differ = [k for k in sorted(set(theirs) & set(ours)) if float(theirs[k]) != float(ours[k])]
+        theirs = plan.stage_class.token_streams(build_config(plan.stage_class.config_class, meta["config"], source=str(path)), {})
+        ours = plan.stage_class.token_streams(plan.config, {})
+        differ = []
+        for kind in sorted(set(theirs) & set(ours)):
+            expected = TokenExpectation(kind, ours[kind].vocab_size, ours[kind].frame_rate, ours[kind].levels)
+            differ += [f"{kind} {problem}" for problem in stream_mismatches(expected, theirs[kind])]
         if differ:
-            raise CheckpointError(
-                f"stages.{plan.name}.checkpoint: {path} makes " + ", ".join(f"{k}={theirs[k]}" for k in differ)
-                + f" but stages.{plan.name}.config says " + ", ".join(f"{k}={ours[k]}" for k in differ)
-            )
+            raise CheckpointError(f"stages.{plan.name}.checkpoint: {path} does not make the tokens stages.{plan.name}.config "
+                                  "declares: " + "; ".join(differ))
         self.log(f"[{plan.name}] using existing model {path}")
         return path
 

@@ -20,6 +20,7 @@ import torch
 
 from .checkpoint import load_stage_file, save_stage_file
 from .errors import SoundstageError
+from .token_contract import TokenExpectation, TokenStream
 
 if TYPE_CHECKING:
     from .trainer import TrainerConfig
@@ -160,13 +161,24 @@ class Stage(L.LightningModule):
         raise NotImplementedError(f"{type(self).__name__} must implement build_datamodule()")
 
     @classmethod
-    def token_spec(cls, config: StageConfig) -> dict[str, float]:
-        """Sizes and rates of the tokens this stage makes, from its config alone (for recipe validation).
+    def token_streams(cls, config: StageConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
+        """The token streams this stage makes, by kind (``semantic`` / ``acoustic``), from its config alone.
 
-        Keys are those the tokenize step records: ``codebook_size``, ``num_quantizers``,
-        ``acoustic_rate``, ``semantic_vocab_size``, ``semantic_rate``.
+        A stage that lists ``semantic`` or ``acoustic`` in ``produces`` must return its stream here, so
+        ``recipe validate`` can check its consumers before anything trains. ``upstream`` holds the
+        streams the stages it needs make: a stage that re-emits them (tokenize) returns them, changed
+        where it changes them. Default: none.
         """
         return {}
+
+    @classmethod
+    def expected_streams(cls, config: StageConfig) -> list[TokenExpectation]:
+        """The token streams this stage reads and what it needs of them (vocabulary, levels, rate).
+
+        Checked against the producers' ``token_streams`` at ``recipe validate`` and against what the
+        tokens stage recorded when the stage starts. Default: none.
+        """
+        return []
 
     @classmethod
     def memory_floor(cls, config: StageConfig) -> list[tuple[str, float, str]]:

@@ -40,11 +40,13 @@ def test_audiolm_paper_builds_models_of_the_paper_size():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("stages.fine_lm.config.num_quantizers=8", "stages.fine_lm: config num_quantizers=8 but the upstream stages produce num_quantizers=4"),
-        ("stages.coarse_lm.config.semantic_vocab_size=50", "semantic_vocab_size=50 but the upstream stages produce semantic_vocab_size=64"),
-        ("stages.codec.config.strides=[4,4,5,8]", "acoustic_rate=50.0 but the upstream stages produce acoustic_rate=25.0"),
-        ("stages.semantic_lm.config.semantic_rate=50", "semantic_rate=50.0 but the upstream stages produce semantic_rate=25.0"),
-        ("stages.coarse_lm.config.num_coarse_quantizers=6", "num_coarse_quantizers=6 exceeds the 4 RVQ levels"),
+        ("stages.fine_lm.config.num_quantizers=8",
+         "stage 'fine_lm' does not match the acoustic tokens of stage 'codec': levels (config num_quantizers): expects 8, gets 4"),
+        ("stages.coarse_lm.config.semantic_vocab_size=50",
+         "stage 'coarse_lm' does not match the semantic tokens of stage 'semantic': vocab_size (config semantic_vocab_size): expects 50, gets 64"),
+        ("stages.codec.config.strides=[4,4,5,8]", "frame_rate (config acoustic_rate): expects 50, gets 25"),
+        ("stages.semantic_lm.config.semantic_rate=50", "frame_rate (config semantic_rate): expects 50, gets 25"),
+        ("stages.coarse_lm.config.num_coarse_quantizers=6", "levels (config num_coarse_quantizers): expects at least 6, gets 4"),
         ("data.sample_rate=8000", "stages.codec.config.sample_rate': 16000 Hz but data.sample_rate is 8000 Hz"),
         ("stages.semantic_lm.trainer.strategy=fsdp", "stages.semantic_lm.trainer.strategy': fsdp needs accelerator gpu"),
     ],
@@ -83,4 +85,5 @@ def test_speech_tiny_encodec_uses_a_pretrained_codec_and_validates_without_it():
     codec = recipe.stages["encodec"]
     assert codec.plugin == "pretrained_codec" and "codec" not in recipe.stages
     assert recipe.stages["tokens"].needs == ["encodec", "semantic"]
-    assert codec.stage_class.token_spec(codec.config) == {"codebook_size": 1024, "num_quantizers": 8, "acoustic_rate": 75.0}
+    stream = codec.stage_class.token_streams(codec.config, {})["acoustic"]
+    assert (stream.vocab_size, stream.levels, stream.frame_rate) == (1024, 8, 75.0)

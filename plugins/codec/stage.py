@@ -25,6 +25,7 @@ from torch import Tensor
 
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.token_contract import TokenStream
 
 from .config import SoundStreamConfig
 from .discriminators import Discriminators
@@ -74,10 +75,10 @@ class SoundStreamStage(Stage):
         return self.codec.hop_length
 
     @classmethod
-    def token_spec(cls, config: SoundStreamConfig) -> dict[str, float]:
+    def token_streams(cls, config: SoundStreamConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         hop = math.prod(config.strides)
-        return {"codebook_size": config.codebook_size, "num_quantizers": config.num_quantizers,
-                "acoustic_rate": config.sample_rate / hop}
+        return {"acoustic": TokenStream("acoustic", config.codebook_size, config.sample_rate / hop,
+                                        config.num_quantizers, config.sample_rate)}
 
     @property
     def frame_rate(self) -> float:

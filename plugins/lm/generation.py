@@ -2,12 +2,14 @@
 SoundStorm) -> waveform."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from soundstage.errors import SoundstageError
+from soundstage.token_contract import TokenStream, streams_problems
 
 from .stages import CoarseLMStage, FineLMStage, SemanticLMStage
 
@@ -54,27 +56,30 @@ class AudioLMGenerator:
         return int(self.soundstorm.config.num_quantizers if self.soundstorm is not None else self.fine_lm.config.num_quantizers)
 
     def _check(self) -> None:
-        s, a = self.semantic_lm.config, self.acoustic_config
-        name = "soundstorm" if self.soundstorm is not None else "coarse_lm"
-        pairs = [
-            ("semantic tokenizer vocab_size", self.semantic_tokenizer.vocab_size, "semantic_lm.semantic_vocab_size", s.semantic_vocab_size),
-            ("semantic_lm.semantic_vocab_size", s.semantic_vocab_size, f"{name}.semantic_vocab_size", a.semantic_vocab_size),
-            ("codec codebook_size", self.codec.codebook_size, f"{name}.codebook_size", a.codebook_size),
-            ("semantic tokenizer sample_rate", self.semantic_tokenizer.sample_rate, "codec sample_rate", self.codec.sample_rate),
-            ("semantic tokenizer frame_rate", self.semantic_tokenizer.frame_rate, f"{name}.semantic_rate", a.semantic_rate),
-            ("codec frame_rate", self.codec.frame_rate, f"{name}.acoustic_rate", a.acoustic_rate),
-        ]
-        if self.soundstorm is None:
-            c, f = self.coarse_lm.config, self.fine_lm.config
-            pairs += [
-                ("coarse_lm.codebook_size", c.codebook_size, "fine_lm.codebook_size", f.codebook_size),
-                ("coarse_lm.num_coarse_quantizers", c.num_coarse_quantizers, "fine_lm.num_coarse_quantizers", f.num_coarse_quantizers),
-            ]
-        bad = [f"{a}={va} != {b}={vb}" for a, va, b, vb in pairs if abs(float(va) - float(vb)) > 1e-6]
-        levels = getattr(self.codec, "num_quantizers", None)
-        if levels is not None and int(levels) < self.num_quantizers:
-            key = "soundstorm.num_quantizers" if self.soundstorm is not None else "fine_lm.num_quantizers"
-            bad.append(f"codec num_quantizers={levels} < {key}={self.num_quantizers}")
+        """The token contract between the loaded models (``token_contract``), as ``recipe validate`` checks it."""
+        sem, codec = self.semantic_tokenizer, self.codec
+        levels = getattr(codec, "num_quantizers", None)
+        available = {
+            "semantic": ("semantic tokenizer", TokenStream("semantic", int(sem.vocab_size), float(sem.frame_rate), 1,
+                                                            int(sem.sample_rate))),
+            "acoustic": ("codec", TokenStream("acoustic", int(codec.codebook_size), float(codec.frame_rate),
+                                              None if levels is None else int(levels), int(codec.sample_rate))),
+        }
+        models = {"semantic_lm": self.semantic_lm, "soundstorm": self.soundstorm, "coarse_lm": self.coarse_lm,
+                  "fine_lm": self.fine_lm}
+        bad = []
+        for name, model in models.items():
+            if model is None:
+                continue
+            # the codec may hold more levels than were tokenized: it decodes any prefix of them
+            wanted = [replace(e, levels=None, min_levels=e.levels or e.min_levels)
+                      for e in type(model).expected_streams(model.config)]
+            bad += streams_problems(name, wanted, available)
+        if int(sem.sample_rate) != int(codec.sample_rate):
+            bad.append(f"semantic tokenizer sample_rate={sem.sample_rate} != codec sample_rate={codec.sample_rate}")
+        if self.soundstorm is None and self.coarse_lm.config.num_coarse_quantizers != self.fine_lm.config.num_coarse_quantizers:
+            bad.append(f"coarse_lm.num_coarse_quantizers={self.coarse_lm.config.num_coarse_quantizers} != "
+                       f"fine_lm.num_coarse_quantizers={self.fine_lm.config.num_coarse_quantizers}")
         if bad:
             raise SoundstageError("the generation models do not fit together: " + "; ".join(bad))
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.token_contract import TokenStream, streams_problems
 from soundstage.trainer import time_progress
 
 from .layouts import LMBatch
@@ -91,46 +92,18 @@ class LMStage(Stage):
         """Length of the longest training sequence (one window)."""
         raise NotImplementedError
 
-    @staticmethod
-    def expected_tokens(config: Any) -> dict[str, float]:
-        """Keys of the tokens stage's outputs that must equal this config's values."""
-        raise NotImplementedError
-
-    def upstream_expectations(self) -> dict[str, float]:
-        return self.expected_tokens(self.config)
-
-    @classmethod
-    def check_upstream(cls, config: Any, upstream: dict[str, tuple[type[Stage], Any]]) -> list[str]:
-        """At `recipe validate` time: this config against the sizes the upstream tokenizers will produce."""
-        spec: dict[str, float] = {}
-        for stage_class, stage_config in upstream.values():  # execution order: tokenize overrides the codec
-            spec.update(stage_class.token_spec(stage_config))
-        problems = [
-            f"config {key}={expected} but the upstream stages produce {key}={spec[key]}"
-            for key, expected in cls.expected_tokens(config).items()
-            if key in spec and not math.isclose(float(spec[key]), float(expected))
-        ]
-        levels = getattr(config, "num_coarse_quantizers", None)
-        total = getattr(config, "num_quantizers", spec.get("num_quantizers"))
-        if levels is not None and total is not None and levels > total:
-            problems.append(f"num_coarse_quantizers={levels} exceeds the {total} RVQ levels available")
-        return problems
-
     # --- pipeline -----------------------------------------------------------------------------
     def prepare(self, ctx: StageContext) -> None:
-        """Check vocabulary sizes, levels and rates against what the tokens stage produced."""
+        """Check this stage's expected token streams against those the tokens stage recorded."""
         record = ctx.upstream_for("tokens")
-        problems = []
-        for key, expected in self.upstream_expectations().items():
-            if key not in record.outputs:
-                problems.append(f"{key}: the tokens stage did not record it")
-            elif not math.isclose(float(record.outputs[key]), float(expected)):
-                problems.append(f"{key}: config has {expected}, tokens stage {record.name!r} produced {record.outputs[key]}")
+        recorded = record.outputs.get("streams")
+        if recorded is None:
+            raise SoundstageError(f"stage {ctx.name!r}: the tokens stage {record.name!r} recorded no token streams "
+                                  f"(made by an older soundstage): re-run it with --restart {record.name}")
+        available = {kind: (record.name, TokenStream.from_dict(d)) for kind, d in recorded.items()}
+        problems = streams_problems(ctx.name, self.expected_streams(self.config), available)
         if problems:
-            raise SoundstageError(
-                f"stage {ctx.name!r} ({self.stage_name}) does not match its tokens:\n  " + "\n  ".join(problems)
-                + "\n(set these config keys by interpolation from the recipe's shared values)"
-            )
+            raise SoundstageError("; ".join(problems) + " (set these config keys by interpolation from the recipe's shared values)")
         makes_codes = type(self).preview_codes is not LMStage.preview_codes
         if makes_codes and self.config.preview_seconds > 0 and any("acoustic" in r.produces for r in ctx.upstream.values()):
             self.set_preview_codec(ctx.load_upstream("acoustic"))

@@ -15,6 +15,11 @@ from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import StageContext
+from soundstage.token_contract import TokenExpectation
+
+# contract field -> the LM config key that sets it (named in mismatch messages)
+SEMANTIC_KEYS = {"vocab_size": "semantic_vocab_size", "frame_rate": "semantic_rate"}
+ACOUSTIC_KEYS = {"vocab_size": "codebook_size", "frame_rate": "acoustic_rate", "levels": "num_quantizers"}
 
 from .layouts import CoarseLayout, FineLayout, SemanticLayout, dedup_consecutive
 from .lm_stage import LMConfig, LMStage
@@ -90,9 +95,9 @@ class SemanticLMStage(LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(round(self.config.window_seconds * self.config.semantic_rate))
 
-    @staticmethod
-    def expected_tokens(config: SemanticLMConfig) -> dict[str, float]:
-        return {"semantic_vocab_size": config.semantic_vocab_size, "semantic_rate": config.semantic_rate}
+    @classmethod
+    def expected_streams(cls, config: SemanticLMConfig) -> list[TokenExpectation]:
+        return [TokenExpectation("semantic", config.semantic_vocab_size, config.semantic_rate, keys=SEMANTIC_KEYS)]
 
     @torch.inference_mode()
     def generate(
@@ -149,23 +154,11 @@ class CoarseLMStage(LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(*self.window())
 
-    @staticmethod
-    def expected_tokens(c: CoarseLMConfig) -> dict[str, float]:
-        return {
-            "semantic_vocab_size": c.semantic_vocab_size,
-            "codebook_size": c.codebook_size,
-            "semantic_rate": c.semantic_rate,
-            "acoustic_rate": c.acoustic_rate,
-        }
-
-    def prepare(self, ctx: StageContext) -> None:
-        super().prepare(ctx)
-        available = ctx.upstream_for("tokens").outputs.get("num_quantizers")
-        if available is not None and self.config.num_coarse_quantizers > int(available):
-            raise SoundstageError(
-                f"stage {ctx.name!r}: num_coarse_quantizers={self.config.num_coarse_quantizers} but the tokens "
-                f"have only {available} RVQ levels"
-            )
+    @classmethod
+    def expected_streams(cls, c: CoarseLMConfig) -> list[TokenExpectation]:
+        return [TokenExpectation("semantic", c.semantic_vocab_size, c.semantic_rate, keys=SEMANTIC_KEYS),
+                TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, min_levels=c.num_coarse_quantizers,
+                                 keys={**ACOUSTIC_KEYS, "levels": "num_coarse_quantizers"})]
 
     def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
         """Coarse codes for the example's first ``preview_seconds`` of semantic ids (coarse levels only)."""
@@ -235,9 +228,9 @@ class FineLMStage(LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(self.chunk_frames())
 
-    @staticmethod
-    def expected_tokens(c: FineLMConfig) -> dict[str, float]:
-        return {"codebook_size": c.codebook_size, "num_quantizers": c.num_quantizers, "acoustic_rate": c.acoustic_rate}
+    @classmethod
+    def expected_streams(cls, c: FineLMConfig) -> list[TokenExpectation]:
+        return [TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, levels=c.num_quantizers, keys=ACOUSTIC_KEYS)]
 
     def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
         """All levels generated from the example's first ``preview_seconds`` of coarse codes."""

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
+from soundstage.token_contract import TokenStream
 
 from .base import PretrainedCodecBase
 from .config import MimiSemanticConfig
@@ -29,7 +30,7 @@ class MimiSemanticStage(PretrainedCodecBase):
     config: MimiSemanticConfig
 
     @classmethod
-    def token_spec(cls, config: MimiSemanticConfig) -> dict[str, float]:
+    def token_streams(cls, config: MimiSemanticConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         """From the checkpoint's config.json when it is readable here, else from the recipe's declared numbers."""
         try:
             facts = cls.readable_facts(config)
@@ -37,7 +38,7 @@ class MimiSemanticStage(PretrainedCodecBase):
             facts = None  # check_upstream reports it, naming the key
         vocab = facts.codebook_size if facts else config.vocab_size
         rate = facts.frame_rate if facts else config.frame_rate
-        return {k: v for k, v in (("semantic_vocab_size", vocab), ("semantic_rate", rate)) if v is not None}
+        return {"semantic": TokenStream("semantic", vocab, rate, 1, config.sample_rate)}
 
     @property
     def vocab_size(self) -> int:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
+from soundstage.token_contract import TokenStream
 
 from .base import PretrainedCodecBase
 from .config import PretrainedCodecConfig, codec_levels
@@ -38,20 +39,16 @@ class PretrainedCodecStage(PretrainedCodecBase):
         return codec_levels(config, facts)[1]
 
     @classmethod
-    def token_spec(cls, config: PretrainedCodecConfig) -> dict[str, float]:
+    def token_streams(cls, config: PretrainedCodecConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         """From the checkpoint's config.json when it is readable here, else from the recipe's declared numbers."""
         try:
             facts = cls.readable_facts(config)
         except SoundstageError:
             facts = None  # check_upstream reports it, naming the key
-        spec: dict[str, float] = {}
         codebook = facts.codebook_size if facts else config.codebook_size
         rate = facts.frame_rate if facts else config.frame_rate
         levels, _ = codec_levels(config, facts)
-        for key, value in (("codebook_size", codebook), ("num_quantizers", levels), ("acoustic_rate", rate)):
-            if value is not None:
-                spec[key] = value
-        return spec
+        return {"acoustic": TokenStream("acoustic", codebook, rate, levels, config.sample_rate)}
 
     # --- the codec interface ------------------------------------------------------------------------
     @property

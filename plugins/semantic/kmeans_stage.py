@@ -22,6 +22,7 @@ from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageContext
+from soundstage.token_contract import TokenStream
 
 from .datamodule import SemanticDataConfig, SemanticDataModule, audio_batch_floor
 from .features import MelFeatures
@@ -187,8 +188,8 @@ class KMeansTokenizerStage(Stage):
         return self.config.sample_rate
 
     @classmethod
-    def token_spec(cls, config: KMeansTokenizerConfig) -> dict[str, float]:
-        return {"semantic_vocab_size": config.vocab_size, "semantic_rate": config.frame_rate}
+    def token_streams(cls, config: KMeansTokenizerConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
+        return {"semantic": TokenStream("semantic", config.vocab_size, config.frame_rate, 1, config.sample_rate)}
 
     @property
     def frame_rate(self) -> float:

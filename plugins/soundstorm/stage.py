@@ -16,7 +16,9 @@ from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.plugins.lm.layouts import LMBatch
 from soundstage.plugins.lm.lm_stage import LMConfig, LMStage
+from soundstage.plugins.lm.stages import ACOUSTIC_KEYS, SEMANTIC_KEYS
 from soundstage.registry import register_stage
+from soundstage.token_contract import TokenExpectation
 
 from .decoding import DecodingConfig, decode
 from .masking import make_masked_batch, semantic_to_frames
@@ -64,10 +66,10 @@ class SoundStormStage(LMStage):
         c = self.config
         return SoundStormModel(c.model, c.num_quantizers, c.codebook_size, c.semantic_vocab_size, self.window_frames())
 
-    @staticmethod
-    def expected_tokens(c: SoundStormConfig) -> dict[str, float]:
-        return {"semantic_vocab_size": c.semantic_vocab_size, "codebook_size": c.codebook_size,
-                "num_quantizers": c.num_quantizers, "semantic_rate": c.semantic_rate, "acoustic_rate": c.acoustic_rate}
+    @classmethod
+    def expected_streams(cls, c: SoundStormConfig) -> list[TokenExpectation]:
+        return [TokenExpectation("semantic", c.semantic_vocab_size, c.semantic_rate, keys=SEMANTIC_KEYS),
+                TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, levels=c.num_quantizers, keys=ACOUSTIC_KEYS)]
 
     @classmethod
     def memory_floor(cls, config: SoundStormConfig) -> list[tuple[str, float, str]]:

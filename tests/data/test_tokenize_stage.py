@@ -13,6 +13,7 @@ from soundstage.data.token_datamodule import TokenDataModule
 from soundstage.data.token_shards import decode_token_sample
 from soundstage.data.tokenize_stage import TokenizeConfig, TokenizeStage
 from soundstage.recipe_schema import DataConfig
+from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext, StageRecord
 from soundstage.trainer import TrainerConfig
@@ -106,8 +107,9 @@ def test_tokenize_both_streams(tmp_path):
     stage = TokenizeStage(TokenizeConfig(batch_size=3, num_quantizers=2))
     out = stage.run(_ctx(tmp_path, upstream, train, val))
 
-    assert out["acoustic_rate"] == 100.0 and out["semantic_rate"] == 50.0
-    assert out["num_quantizers"] == 2 and out["codebook_size"] == 16 and out["semantic_vocab_size"] == 10
+    acoustic, semantic_stream = out["streams"]["acoustic"], out["streams"]["semantic"]
+    assert acoustic == {"kind": "acoustic", "vocab_size": 16, "frame_rate": 100.0, "levels": 2, "sample_rate": SR}
+    assert semantic_stream == {"kind": "semantic", "vocab_size": 10, "frame_rate": 50.0, "levels": 1, "sample_rate": SR}
     audio = {s["__key__"]: s for s in wds.WebDataset(train, shardshuffle=False)}
     tokens = {s["__key__"]: decode_token_sample(s, ("semantic", "acoustic"))
               for s in wds.WebDataset(sorted(map(str, Path(out["train_tokens"]).glob("*.tar"))), shardshuffle=False)}
@@ -131,7 +133,7 @@ def test_tokenize_semantic_only(tmp_path):
     semantic = TinySemantic(TinySemanticConfig())
     train = _audio_shards(tmp_path / "audio", 3, "tr")
     out = TokenizeStage(TokenizeConfig()).run(_ctx(tmp_path, {"s": _record(tmp_path, semantic, "s")}, train, None))
-    assert set(out) == {"train_tokens", "semantic_rate", "semantic_vocab_size"}
+    assert set(out) == {"train_tokens", "streams"} and set(out["streams"]) == {"semantic"}
 
 
 @pytest.mark.slow
@@ -146,3 +148,21 @@ def test_tokenize_two_ranks_write_their_own_shards(tmp_path):
     assert {p.name for p in folder.glob("*.tar")} == {"r0-000000.tar", "r1-000000.tar"}
     keys = [s["__key__"] for s in wds.WebDataset(sorted(map(str, folder.glob("*.tar"))), shardshuffle=False)]
     assert sorted(keys) == sorted(f"tr{i}" for i in range(9))
+
+
+@register_stage("tiny_test_overflowing_codec")
+class OverflowingCodec(TinyCodec):
+    """A codec plugin with a bug: it declares 16 codes per level but emits ids 16 and up."""
+
+    def encode(self, wave, num_quantizers=None):
+        return super().encode(wave, num_quantizers) + self.config.codebook
+
+
+def test_ids_outside_the_declared_vocabulary_fail_with_one_line_naming_both_stages(tmp_path):
+    codec = OverflowingCodec(TinyCodecConfig())
+    train = _audio_shards(tmp_path / "audio", 3, "tr")
+    with pytest.raises(SoundstageError) as err:
+        TokenizeStage(TokenizeConfig()).run(_ctx(tmp_path, {"codec": _record(tmp_path, codec, "codec")}, train, None))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith("stage 'tokens': stage 'codec' made acoustic ids") and "outside its declared vocab_size 16" in message

@@ -1,4 +1,5 @@
 """Registry: registration, duplicates, lookup errors and entry-point discovery."""
+import importlib
 import textwrap
 from dataclasses import dataclass
 
@@ -106,3 +107,16 @@ def test_broken_plugin_does_not_break_listing(tmp_path, monkeypatch):
     assert isinstance(stages["toy_regressor"], type)
     with pytest.raises(SoundstageError, match="failed to import"):
         get_stage("broken_one")
+
+
+def test_every_builtin_entry_point_name_matches_its_register_stage_name():
+    """A built-in stage's name is written twice (pyproject entry point, @register_stage): they must agree."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    declared = pyproject["project"]["entry-points"]["soundstage.stages"]
+    for name, target in declared.items():
+        module_name, class_name = target.split(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        assert cls.stage_name == name, f"entry point {name!r} -> {target} registers as {cls.stage_name!r}"

@@ -8,6 +8,7 @@ from soundstage.errors import SoundstageError
 from soundstage.plugins.lm.stages import CoarseLMStage, FineLMStage, SemanticLMStage
 from soundstage.recipe_schema import DataConfig
 from soundstage.stage import StageContext, StageRecord
+from soundstage.token_contract import TokenStream
 from soundstage.trainer import TrainerConfig
 
 from lm_test_helpers import (AC_RATE, CODEBOOK, Q, QC, SEM_RATE, SEM_VOCAB, InMemoryTokens, coarse_config,
@@ -54,10 +55,11 @@ def test_fine_lm_overfits_and_regenerates_the_fine_levels():
     assert torch.equal(stage.generate(acoustic[:, :QC], temperature=0.0), acoustic)
 
 
-def context(tmp_path: Path, **outputs) -> StageContext:
-    produced = {"train_tokens": str(tmp_path / "train-{000000..000001}.tar"), "val_tokens": None,
-                "semantic_rate": SEM_RATE, "acoustic_rate": AC_RATE, "num_quantizers": Q,
-                "codebook_size": CODEBOOK, "semantic_vocab_size": SEM_VOCAB} | outputs
+def context(tmp_path: Path, semantic: dict | None = None, acoustic: dict | None = None, **outputs) -> StageContext:
+    """A finished tokens stage whose recorded streams are these sizes, changed by ``semantic`` / ``acoustic``."""
+    streams = {"semantic": TokenStream("semantic", SEM_VOCAB, SEM_RATE).to_dict() | (semantic or {}),
+               "acoustic": TokenStream("acoustic", CODEBOOK, AC_RATE, Q).to_dict() | (acoustic or {})}
+    produced = {"train_tokens": str(tmp_path / "train-{000000..000001}.tar"), "val_tokens": None, "streams": streams} | outputs
     record = StageRecord(name="tokens", plugin="tokenize", stage_dir=tmp_path, produces=("tokens",), outputs=produced)
     return StageContext(name="lm", stage_dir=tmp_path / "lm", run_dir=tmp_path, data=DataConfig(),
                         trainer=TrainerConfig(), upstream={"tokens": record})
@@ -66,13 +68,14 @@ def context(tmp_path: Path, **outputs) -> StageContext:
 def test_prepare_accepts_matching_tokens_and_names_every_mismatch(tmp_path):
     for stage in (SemanticLMStage(semantic_config()), CoarseLMStage(coarse_config()), FineLMStage(fine_config())):
         stage.prepare(context(tmp_path))
-    with pytest.raises(SoundstageError, match=r"codebook_size: config has 8, .* produced 1024") as err:
-        CoarseLMStage(coarse_config()).prepare(context(tmp_path, codebook_size=1024, semantic_rate=50.0))
-    assert "semantic_rate" in str(err.value)
-    with pytest.raises(SoundstageError, match="num_quantizers"):
-        FineLMStage(fine_config()).prepare(context(tmp_path, num_quantizers=8))
-    with pytest.raises(SoundstageError, match="only 1 RVQ levels"):
-        CoarseLMStage(coarse_config()).prepare(context(tmp_path, num_quantizers=1))
+    with pytest.raises(SoundstageError, match=r"stage 'lm' does not match the acoustic tokens of stage 'tokens': "
+                                              r"vocab_size \(config codebook_size\): expects 8, gets 1024") as err:
+        CoarseLMStage(coarse_config()).prepare(context(tmp_path, {"frame_rate": 50.0}, {"vocab_size": 1024}))
+    assert f"frame_rate (config semantic_rate): expects {SEM_RATE:g}, gets 50" in str(err.value)  # every mismatch, both streams
+    with pytest.raises(SoundstageError, match=r"levels \(config num_quantizers\): expects 3, gets 8"):
+        FineLMStage(fine_config()).prepare(context(tmp_path, acoustic={"levels": 8}))
+    with pytest.raises(SoundstageError, match="levels \\(config num_coarse_quantizers\\): expects at least 2, gets 1"):
+        CoarseLMStage(coarse_config()).prepare(context(tmp_path, acoustic={"levels": 1}))
 
 
 def test_a_window_longer_than_the_block_is_a_config_error():

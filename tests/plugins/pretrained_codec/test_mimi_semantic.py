@@ -13,7 +13,8 @@ def test_ids_are_the_codec_level_zero_in_whole_frames(checkpoints):
     semantic = MimiSemanticStage(MimiSemanticConfig(path=str(checkpoints["mimi"])))
     codec = PretrainedCodecStage(PretrainedCodecConfig(path=str(checkpoints["mimi"])))
     assert (semantic.frame_rate, semantic.vocab_size, semantic.hop_length) == (12.5, 64, 1280.0)
-    assert MimiSemanticStage.token_spec(semantic.config) == {"semantic_vocab_size": 64, "semantic_rate": 12.5}
+    stream = MimiSemanticStage.token_streams(semantic.config, {})["semantic"]
+    assert (stream.vocab_size, stream.frame_rate) == (64, 12.5)
     wave = torch.randn(2, 16000 + 700) * 0.1  # 13.05 frames: 13 whole ones
     ids = semantic.encode(wave)
     assert ids.shape == (2, 13) and ids.dtype == torch.int64 and semantic.encode(wave[0]).shape == (13,)

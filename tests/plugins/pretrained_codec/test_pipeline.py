@@ -62,10 +62,11 @@ def test_tiny_pipeline_with_a_pretrained_codec(checkpoints, corpora, family, tmp
     assert done["checkpoint"] == "model.safetensors" and done["outputs"]["checkpoint"]["model_type"] == family
     assert (done["outputs"]["frame_rate"], done["outputs"]["num_quantizers"]) == (frame_rate, levels)
 
-    tokens = json.loads((tmp_path / "run" / "tokens" / "done.json").read_text())["outputs"]
-    assert (tokens["acoustic_rate"], tokens["codebook_size"], tokens["num_quantizers"]) == (frame_rate, codebook, levels)
+    streams = json.loads((tmp_path / "run" / "tokens" / "done.json").read_text())["outputs"]["streams"]
+    acoustic = streams["acoustic"]
+    assert (acoustic["frame_rate"], acoustic["vocab_size"], acoustic["levels"]) == (frame_rate, codebook, levels)
     if family == "mimi":
-        assert (tokens["semantic_rate"], tokens["semantic_vocab_size"]) == (12.5, codebook)
+        assert (streams["semantic"]["frame_rate"], streams["semantic"]["vocab_size"]) == (12.5, codebook)
 
     pipe = Pipeline.load(tmp_path / "run")
     assert pipe.sample_rate == 16000 and pipe.models["codec"].frame_rate == frame_rate

@@ -23,8 +23,8 @@ def test_declares_the_checkpoint_rates_and_sizes(checkpoints, family):
     assert (stage.frame_rate, stage.codebook_size, stage.num_quantizers, stage.sample_rate) == (frame_rate, codebook, levels, 16000)
     assert stage.facts.sample_rate == sample_rate
     assert stage.hop_length == pytest.approx(16000 / frame_rate)
-    assert PretrainedCodecStage.token_spec(stage.config) == {
-        "codebook_size": codebook, "num_quantizers": levels, "acoustic_rate": frame_rate}
+    stream = PretrainedCodecStage.token_streams(stage.config, {})["acoustic"]
+    assert (stream.vocab_size, stream.levels, stream.frame_rate) == (codebook, levels, frame_rate)
     # the same numbers transformers derives (its frame_rate is rounded up; these rates are whole)
     config = tiny_model(family).config
     assert stage.facts.frame_rate == pytest.approx(float(config.frame_rate))

@@ -16,21 +16,21 @@ def test_the_shipped_recipe_validates_without_its_checkpoint(caplog, tmp_path):
     assert recipe.stages["encodec"].plugin == "pretrained_codec" and "codec" not in recipe.stages
     assert "is not on this machine: checked the recipe's numbers against the other stages only" in caplog.text
     # the declared numbers still meet the LMs
-    with pytest.raises(RecipeError, match="stages.fine_lm: config num_quantizers=6 but the upstream stages produce num_quantizers=8"):
+    with pytest.raises(RecipeError, match=r"stage 'fine_lm' does not match the acoustic tokens of stage 'encodec': levels \(config num_quantizers\): expects 6, gets 8"):
         load_recipe("speech_tiny_encodec", [f"stages.encodec.config.path={tmp_path}/x", "stages.fine_lm.config.num_quantizers=6"])
 
 
 def test_config_json_is_the_authority_when_here(checkpoints):
     path = f"stages.encodec.config.path={checkpoints['encodec']}"
     recipe = load_recipe("speech_tiny_encodec", [path, *TINY_ENCODEC])
-    assert recipe.stages["encodec"].stage_class.token_spec(recipe.stages["encodec"].config) == {
-        "codebook_size": 64, "num_quantizers": 4, "acoustic_rate": 75.0}
+    stream = recipe.stages["encodec"].stage_class.token_streams(recipe.stages["encodec"].config, {})["acoustic"]
+    assert (stream.vocab_size, stream.levels, stream.frame_rate) == (64, 4, 75.0)
     with pytest.raises(RecipeError, match=r"stages.encodec: config.codebook_size=1024 but .*config.json\) declares 64"):
         load_recipe("speech_tiny_encodec", [path])
     with pytest.raises(RecipeError, match=r"stages.encodec: config.codec_sample_rate=16000 but .* declares 24000"):
         load_recipe("speech_tiny_encodec", [path, *TINY_ENCODEC, "stages.encodec.config.codec_sample_rate=16000"])
     # undeclared numbers come from config.json and still meet the LMs
-    with pytest.raises(RecipeError, match="stages.coarse_lm: config acoustic_rate=50.0 but the upstream stages produce acoustic_rate=75.0"):
+    with pytest.raises(RecipeError, match=r"stage 'coarse_lm' does not match the acoustic tokens of stage 'encodec': frame_rate \(config acoustic_rate\): expects 50, gets 75"):
         load_recipe("speech_tiny_encodec", [path, *TINY_ENCODEC, "stages.encodec.config.frame_rate=null", "shared.acoustic_rate=50"])
 
 
@@ -48,11 +48,11 @@ def test_mimi_semantic_rates_meet_the_lms(checkpoints):
                  "stages.mimi.plugin=mimi_semantic", f"stages.mimi.config.path={checkpoints['mimi']}",
                  "stages.mimi.config.sample_rate=${shared.sample_rate}", f"stages.encodec.config.path={checkpoints['encodec']}",
                  *TINY_ENCODEC, "shared.semantic_vocab=64"]
-    with pytest.raises(RecipeError, match="stages.semantic_lm: config semantic_rate=25.0 but the upstream stages produce semantic_rate=12.5"):
+    with pytest.raises(RecipeError, match=r"stage 'semantic_lm' does not match the semantic tokens of stage 'mimi': frame_rate \(config semantic_rate\): expects 25, gets 12.5"):
         load_recipe("speech_tiny_encodec", overrides)
     recipe = load_recipe("speech_tiny_encodec", overrides + ["shared.semantic_rate=12.5"])
-    assert recipe.stages["mimi"].stage_class.token_spec(recipe.stages["mimi"].config) == {
-        "semantic_vocab_size": 64, "semantic_rate": 12.5}
+    stream = recipe.stages["mimi"].stage_class.token_streams(recipe.stages["mimi"].config, {})["semantic"]
+    assert (stream.vocab_size, stream.frame_rate) == (64, 12.5)
 
 
 def _config_only(src, dest):

@@ -8,6 +8,7 @@ from soundstage.errors import RecipeError, SoundstageError
 from soundstage.plugins.soundstorm.stage import SoundStormStage
 from soundstage.recipe_schema import DataConfig
 from soundstage.stage import StageContext, StageRecord
+from soundstage.token_contract import TokenStream
 from soundstage.trainer import TrainerConfig
 
 from soundstorm_test_helpers import (AC_RATE, CODEBOOK, Q, SEM_RATE, SEM_VOCAB, WINDOW_FRAMES, InMemoryTokens,
@@ -33,9 +34,10 @@ def test_a_tiny_model_overfits_one_utterance_and_greedy_decoding_returns_it():
     assert torch.equal(stage.generate(semantic, acoustic_prompt=prompt, temperature=0.0), acoustic)
 
 
-def context(tmp_path: Path, **outputs) -> StageContext:
-    produced = {"train_tokens": str(tmp_path / "t.tar"), "val_tokens": None, "semantic_rate": SEM_RATE,
-                "acoustic_rate": AC_RATE, "num_quantizers": Q, "codebook_size": CODEBOOK, "semantic_vocab_size": SEM_VOCAB} | outputs
+def context(tmp_path: Path, acoustic: dict | None = None, **outputs) -> StageContext:
+    streams = {"semantic": TokenStream("semantic", SEM_VOCAB, SEM_RATE).to_dict(),
+               "acoustic": TokenStream("acoustic", CODEBOOK, AC_RATE, Q).to_dict() | (acoustic or {})}
+    produced = {"train_tokens": str(tmp_path / "t.tar"), "val_tokens": None, "streams": streams} | outputs
     record = StageRecord(name="tokens", plugin="tokenize", stage_dir=tmp_path, produces=("tokens",), outputs=produced)
     return StageContext(name="soundstorm", stage_dir=tmp_path / "ss", run_dir=tmp_path, data=DataConfig(),
                         trainer=TrainerConfig(), upstream={"tokens": record})
@@ -43,10 +45,10 @@ def context(tmp_path: Path, **outputs) -> StageContext:
 
 def test_prepare_names_every_mismatch_with_its_tokens(tmp_path):
     SoundStormStage(soundstorm_config()).prepare(context(tmp_path))
-    with pytest.raises(SoundstageError, match=r"num_quantizers: config has 3, tokens stage 'tokens' produced 8"):
-        SoundStormStage(soundstorm_config()).prepare(context(tmp_path, num_quantizers=8))
-    with pytest.raises(SoundstageError, match="codebook_size"):
-        SoundStormStage(soundstorm_config()).prepare(context(tmp_path, codebook_size=1024))
+    with pytest.raises(SoundstageError, match=r"acoustic tokens of stage 'tokens': levels \(config num_quantizers\): expects 3, gets 8"):
+        SoundStormStage(soundstorm_config()).prepare(context(tmp_path, {"levels": 8}))
+    with pytest.raises(SoundstageError, match=r"vocab_size \(config codebook_size\)"):
+        SoundStormStage(soundstorm_config()).prepare(context(tmp_path, {"vocab_size": 1024}))
 
 
 def test_a_training_batch_with_ids_outside_the_vocabulary_is_refused():
@@ -111,8 +113,8 @@ def test_the_paper_preset_has_the_papers_size():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("stages.soundstorm.config.num_quantizers=8", "stages.soundstorm: config num_quantizers=8 but the upstream stages produce num_quantizers=4"),
-    ("stages.soundstorm.config.codebook_size=128", "codebook_size=128 but the upstream stages produce codebook_size=256"),
+    ("stages.soundstorm.config.num_quantizers=8", "stage 'soundstorm' does not match the acoustic tokens of stage 'codec': levels (config num_quantizers): expects 8, gets 4"),
+    ("stages.soundstorm.config.codebook_size=128", "vocab_size (config codebook_size): expects 128, gets 256"),
     ("stages.soundstorm.config.model.conv_kernel=4", "conv_kernel must be odd"),
     ("stages.samples.needs=[codec,semantic,semantic_lm]", "needs an acoustic generator: coarse_lm + fine_lm, or soundstorm"),
 ])
