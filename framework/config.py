@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from typing import Any, Iterable, TypeVar
 
@@ -34,8 +35,10 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
         kind = type(exc).__name__
         if kind == "ConfigKeyError":
             owner = _dataclass_at(config_class, str(key).split(".")[:-1])
-            fields = ", ".join(f.name for f in dataclasses.fields(owner)) if owner else ""
-            msg = f"unknown key (valid keys of {owner.__name__}: {fields})" if owner else "unknown key"
+            names = [f.name for f in dataclasses.fields(owner)] if owner else []
+            close = difflib.get_close_matches(str(key).split(".")[-1], names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            msg = f"unknown key ({hint}valid keys of {owner.__name__}: {', '.join(names)})" if owner else "unknown key"
         elif kind == "MissingMandatoryValue":
             msg = "missing required value"
         raise RecipeError(f"{_place(path, source)}: {msg}") from exc

@@ -67,12 +67,12 @@ def test_defaults_include_and_extend(tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("stages.a.config.hiden=3", r"key 'stages.a.config.hiden': unknown key \(valid keys of ToyRegressorConfig: hidden"),
+        ("stages.a.config.hiden=3", r"key 'stages.a.config.hiden': unknown key \(did you mean 'hidden'\? valid keys of ToyRegressorConfig: hidden"),
         ("stages.a.config.hidden=abc", r"key 'stages.a.config.hidden': Value 'abc'.*Integer"),
         ("stages.a.plugin=toy_regresor", r"key 'stages.a.plugin': unknown stage plugin 'toy_regresor'; did you mean 'toy_regressor'"),
         ("stages.a.needs=[zzz]", r"key 'stages.a.needs': unknown stage 'zzz'"),
         ("stages.a.needs=[b]", r"'needs' form a cycle: a -> b -> a"),
-        ("trainer.max_step=3", r"key 'trainer.max_step': unknown key \(valid keys of TrainerConfig"),
+        ("trainer.max_step=3", r"key 'trainer.max_step': unknown key \(did you mean 'max_steps'\? valid keys of TrainerConfig"),
         ("stages.a.trainer.precison=16", r"key 'stages.a.trainer.precison': unknown key"),
         ("data.sample_rate=fast", r"key 'data.sample_rate'"),
     ],
