@@ -165,8 +165,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"{name}  ({cls.__module__}.{cls.__name__}) {doc}")
         print(f"  consumes: {', '.join(cls.consumes) or '-'}   produces: {', '.join(cls.produces) or '-'}")
-        for field_name, type_name, default in config_fields(cls.config_class):
-            print(f"  {field_name:28s} {type_name:16s} = {default!r}")
+        for field_name, type_name, default, comment in config_fields(cls.config_class):
+            print(f"  {field_name:28s} {type_name:16s} = {default!r}" + (f"  # {comment}" if comment else ""))
         print()
     if not shown:
         print(f"error: no stage matches {args.pattern!r}", file=sys.stderr)

@@ -262,8 +262,16 @@ def _skip_nonfinite(training_step):
     return wrapper
 
 
-def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any]]:
-    """(name, type, default) for every field of a config dataclass, for ``soundstage plugins``."""
+def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, comment) for every field of a config dataclass, for ``soundstage plugins``.
+
+    The comment is the field's documentation as written in the source: the ``#`` comment on its line,
+    else the comment lines right above it (of the class that declares the field).
+    """
+    comments: dict[str, str] = {}
+    for klass in reversed(config_class.__mro__):
+        if dataclasses.is_dataclass(klass):
+            comments.update(_field_comments(klass))
     rows = []
     for f in dataclasses.fields(config_class):
         if f.default is not dataclasses.MISSING:
@@ -273,5 +281,28 @@ def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any]]
         else:
             default = "???"
         type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        rows.append((f.name, type_name, default))
+        rows.append((f.name, type_name, default, comments.get(f.name, "")))
     return rows
+
+
+def _field_comments(klass: type) -> dict[str, str]:
+    """Field name -> its source comment (trailing, else the block just above) in ``klass``'s own body."""
+    import inspect
+    import re
+
+    try:
+        lines = inspect.getsource(klass).splitlines()
+    except (OSError, TypeError):
+        return {}
+    out: dict[str, str] = {}
+    above: list[str] = []
+    for line in lines[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("#").strip())
+            continue
+        match = re.match(r"\s+(\w+)\s*:[^=#]*(?:=[^#]*)?(?:#\s*(.*))?$", line)
+        if match and not stripped.startswith(("def ", "@", "return")):
+            out[match.group(1)] = (match.group(2) or " ".join(above)).strip()
+        above = []
+    return out

@@ -120,3 +120,12 @@ def test_every_builtin_entry_point_name_matches_its_register_stage_name():
         module_name, class_name = target.split(":")
         cls = getattr(importlib.import_module(module_name), class_name)
         assert cls.stage_name == name, f"entry point {name!r} -> {target} registers as {cls.stage_name!r}"
+
+
+def test_plugins_lists_each_config_field_with_its_source_comment(capsys):
+    from soundstage.cli import main
+
+    assert main(["plugins", "toy_regressor"]) == 0
+    out = capsys.readouterr().out
+    assert "init_from_upstream           bool             = False  # start from the weights of a needed toy_regressor stage" in out
+    assert "  hidden                       int              = 32\n" in out  # no comment: none printed
