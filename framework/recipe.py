@@ -122,10 +122,24 @@ def _load_tree(path: Path, chain: tuple[Path, ...] = ()) -> DictConfig:
     merged = OmegaConf.create({})
     for ref in includes or []:
         merged = OmegaConf.merge(merged, _load_tree(find_recipe(str(ref), path.parent), chain + (path,)))
+    _replace_replugged_stages(merged, node)
     merged = OmegaConf.merge(merged, node)
     if "name" not in node:
         merged.name = path.stem  # an extending recipe gets its own name, not its parent's
     return merged
+
+
+def _replace_replugged_stages(parent: DictConfig, child: DictConfig) -> None:
+    """A stage whose ``plugin:`` the extending recipe changes starts afresh: the parent's config, trainer
+    and needs of that stage belonged to another plugin, so they are dropped rather than merged in."""
+    theirs, ours = parent.get("stages"), child.get("stages")
+    if not (OmegaConf.is_dict(theirs) and OmegaConf.is_dict(ours)):
+        return
+    for name in list(ours.keys()):
+        entry, inherited = ours.get(name), theirs.get(name)
+        if OmegaConf.is_dict(entry) and OmegaConf.is_dict(inherited) and "plugin" in entry and "plugin" in inherited \
+                and entry.plugin != inherited.plugin:
+            del theirs[name]
 
 
 def _drop_removed_stages(tree: DictConfig) -> None:

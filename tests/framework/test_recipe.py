@@ -154,3 +154,38 @@ def test_consumed_stream_must_come_from_a_needed_stage(tmp_path):
 def test_every_shipped_recipe_validates(name):
     recipe = load_recipe(name)
     assert recipe.stages
+
+
+def test_a_stage_whose_plugin_changes_under_defaults_starts_afresh(tmp_path):
+    """The parent's config of a stage belongs to its plugin: a child that swaps the plugin gets none of it."""
+    from dataclasses import dataclass
+
+    from soundstage.registry import register_stage
+    from soundstage.stage import Stage, StageConfig
+
+    @dataclass
+    class ConstantConfig(StageConfig):
+        value: int = 0
+
+    @register_stage("test_constant_job")
+    class ConstantJob(Stage):
+        config_class = ConstantConfig
+        trainable = False
+
+        def run(self, ctx):
+            return {"value": self.config.value}
+
+    write(tmp_path, "base.yaml", BASE)
+    child = write(tmp_path, "child.yaml", """
+        defaults: [base]
+        stages:
+          b:
+            plugin: test_constant_job
+            needs: [a]
+            config: {value: 3}
+        """)
+    recipe = load_recipe(child)
+    b = recipe.stages["b"]
+    assert b.plugin == "test_constant_job" and b.config == ConstantConfig(value=3)  # no `hidden` merged in
+    assert b.trainer.max_steps == 5 and b.needs == ["a"]  # the parent's stage-level trainer override went too
+    assert recipe.stages["a"].config.hidden == 8  # untouched stages still merge
