@@ -6,6 +6,7 @@ and that each stage's consumed streams are produced by a stage it needs.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -183,7 +184,8 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
             stage_class = get_stage(entry.plugin)
         except SoundstageError as exc:
             raise RecipeError(f"{source}: key '{where}.plugin': {exc}") from exc
-        config = build_config(stage_class.config_class, entry.config, where=f"{where}.config", source=source)
+        config_tree = _with_preset(stage_class, entry.config, f"{where}.config", source)
+        config = build_config(stage_class.config_class, config_tree, where=f"{where}.config", source=source)
         trainer_overrides = dict(entry.trainer or {})
         trainer = build_config(
             TrainerConfig, {**config_to_dict(schema.trainer), **trainer_overrides}, where=f"{where}.trainer", source=source
@@ -199,6 +201,23 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     _check_sample_rates(plans, schema.data, source)
     return Recipe(schema.name, source, schema.description, schema.seed, schema.run_root, schema.data, schema.trainer,
                   plans, dict(schema.shared or {}))
+
+
+def _with_preset(stage_class: type[Stage], tree: Any, where: str, source: str) -> Any:
+    """``config: {preset: NAME, ...}``: the plugin's named preset (``Stage.config_presets``) under the given keys."""
+    if isinstance(tree, dict):
+        tree = OmegaConf.create(tree)
+    if not OmegaConf.is_dict(tree) or "preset" not in tree:
+        return tree
+    name = str(tree.preset)
+    presets = stage_class.config_presets()
+    if name not in presets:
+        close = difflib.get_close_matches(name, list(presets), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        known = ", ".join(presets) or f"{stage_class.stage_name} has none"
+        raise RecipeError(f"{source}: key '{where}.preset': unknown preset {name!r} ({hint}known: {known})")
+    rest = OmegaConf.masked_copy(tree, [k for k in tree.keys() if k != "preset"])
+    return OmegaConf.merge(OmegaConf.create(presets[name]), rest)
 
 
 def check_trainer(trainer: TrainerConfig, where: str, source: str) -> None:

@@ -161,6 +161,11 @@ class Stage(L.LightningModule):
         raise NotImplementedError(f"{type(self).__name__} must implement build_datamodule()")
 
     @classmethod
+    def config_presets(cls) -> dict[str, dict[str, Any]]:
+        """Named configs a recipe can start from (``config: {preset: small, lr: 1e-4}``); default: none."""
+        return {}
+
+    @classmethod
     def token_streams(cls, config: StageConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         """The token streams this stage makes, by kind (``semantic`` / ``acoustic``), from its config alone.
 

@@ -87,3 +87,15 @@ def test_speech_tiny_encodec_uses_a_pretrained_codec_and_validates_without_it():
     assert recipe.stages["tokens"].needs == ["encodec", "semantic"]
     stream = codec.stage_class.token_streams(codec.config, {})["acoustic"]
     assert (stream.vocab_size, stream.levels, stream.frame_rate) == (1024, 8, 75.0)
+
+
+def test_a_stage_config_can_start_from_a_named_preset():
+    """`config: {preset: NAME}` puts the plugin's preset under the keys the recipe sets itself."""
+    recipe = load_recipe("speech_tiny", ["stages.codec.config.preset=paper"])
+    codec = recipe.stages["codec"].config
+    assert codec.quantizer_dropout == 0.5 and codec.waveform_weight == 0.0  # from the paper preset
+    assert codec.channels == 8 and codec.num_quantizers == 4  # the recipe's own keys win
+    with pytest.raises(RecipeError, match=r"stages.codec.config.preset': unknown preset 'smal' \(did you mean 'small'\?"):
+        load_recipe("speech_tiny", ["stages.codec.config.preset=smal"])
+    with pytest.raises(RecipeError, match=r"unknown preset 'x' \(known: kmeans_tokenizer has none\)"):
+        load_recipe("speech_tiny", ["stages.semantic.config.preset=x"])

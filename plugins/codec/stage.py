@@ -75,6 +75,12 @@ class SoundStreamStage(Stage):
         return self.codec.hop_length
 
     @classmethod
+    def config_presets(cls) -> dict[str, dict[str, Any]]:
+        from .presets import PRESETS  # presets.py builds configs: imported on use
+
+        return PRESETS
+
+    @classmethod
     def token_streams(cls, config: SoundStreamConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         hop = math.prod(config.strides)
         return {"acoustic": TokenStream("acoustic", config.codebook_size, config.sample_rate / hop,

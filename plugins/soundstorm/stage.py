@@ -7,6 +7,7 @@ interface of ``coarse_lm.generate``, returning all levels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +66,12 @@ class SoundStormStage(LMStage):
     def build_model(self) -> nn.Module:
         c = self.config
         return SoundStormModel(c.model, c.num_quantizers, c.codebook_size, c.semantic_vocab_size, self.window_frames())
+
+    @classmethod
+    def config_presets(cls) -> dict[str, dict[str, Any]]:
+        from .presets import PRESETS  # presets.py imports this module: imported on use
+
+        return PRESETS
 
     @classmethod
     def expected_streams(cls, c: SoundStormConfig) -> list[TokenExpectation]:
