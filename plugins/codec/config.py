@@ -23,12 +23,11 @@ class SoundStreamConfig(StageConfig):
     latent_dim: int = 64
     dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
     kernel_size: int = 7
-    # vocos only (hop = prod(strides) as for seanet): width, depth, MLP ratio, and the STFT size (0: 4 x hop)
-    vocos_dim: int = 384
-    vocos_encoder_layers: int = 4
-    vocos_decoder_layers: int = 8
-    vocos_ff_mult: int = 3
-    vocos_n_fft: int = 0
+    vocos_dim: int = 384  # vocos only (hop = prod(strides) as for seanet): ConvNeXt width
+    vocos_encoder_layers: int = 4  # vocos: ConvNeXt blocks of the encoder
+    vocos_decoder_layers: int = 8  # vocos: ConvNeXt blocks of the decoder
+    vocos_ff_mult: int = 3  # vocos: MLP width / vocos_dim
+    vocos_n_fft: int = 0  # vocos: STFT size of the encoder's input and the decoder's inverse (0: 4 x hop)
     causal: bool = True  # causal padding (streamable) or centred
     activation: str = "elu"  # elu | snake (periodic, as in DAC: 1.3x the CPU time per update; speech_small uses it)
     # residual VQ
@@ -39,10 +38,7 @@ class SoundStreamConfig(StageConfig):
     # restart a code once the batches since its last use held dead_code_hits x codebook_size vectors (an evenly
     # used code would have been hit dead_code_hits times); 0: never. Independent of batch size and GPU count.
     dead_code_hits: float = 8.0
-    # share of items decoded from a random number of levels (one model for several bitrates). The paper preset
-    # uses 0.5; at 0.5 the decoder learns mostly from coarse latents and smears formants at full bitrate: in
-    # 30-minute CPU runs of the small preset (one seed each) 0.1 reached held-out mel 0.75 vs 0.82 (0.5) and 0.82
-    # (0.0); another seed of 0.1 gave 0.84, so the edge over 0.0 is within seed noise, the one over 0.5 is not clear.
+    # share of items decoded from a random number of levels (one model for several bitrates; docs/codec.md)
     quantizer_dropout: float = 0.1
     commitment_weight: float = 1.0
     # discriminators
@@ -56,12 +52,8 @@ class SoundStreamConfig(StageConfig):
     mel_bins: list[int] = field(default_factory=lambda: [10, 20, 40, 80, 80, 80])
     mel_weight: float = 15.0
     stft_weight: float = 0.0
-    # L1 between waveforms (EnCodec's time-domain term): without it, mel-only training leaves the phase free
-    # (SI-SNR ~ -40 dB on speech). The L1 is a mean over samples, so its weight is large. The weight trades
-    # mel distance against SI-SNR (benchmarks/codec_quality.py, small preset): 1e4 -> 2e3 -> 500 lowered the
-    # held-out mel distance each time (500 vs 2e3: -0.10 at 1500 CPU updates and on a GPU) for 0.5-1.5 dB of
-    # SI-SNR; at 200 the phase came loose again (SI-SNR -33 dB after 1000 updates).
-    # With balancer=True all weights are gradient shares instead: use ~1 there (EnCodec: 0.1 vs mel 1).
+    # L1 between waveforms (EnCodec's time-domain term): keeps the phase (docs/codec.md: how the weight was
+    # chosen). A mean over samples, so its weight is large; with balancer=True use ~1 (EnCodec: 0.1 vs mel 1).
     waveform_weight: float = 500.0
     adversarial_weight: float = 1.0
     feature_weight: float = 2.0
