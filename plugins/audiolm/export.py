@@ -15,6 +15,7 @@ from typing import Any
 
 from soundstage.checkpoint import read_stage_metadata, write_json_atomic
 from soundstage.errors import SoundstageError
+from .evaluation.report import flatten
 from .pipeline import BUNDLE_FILE, all_roles
 
 EVAL_FILE = Path("eval") / "eval.json"
@@ -90,7 +91,7 @@ def model_card(run_dir: Path, manifest: dict[str, Any], figures: dict[str, Any])
     lines += ["", "## Evaluation", ""]
     if figures:
         lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in _flatten(figures).items()]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in flatten(figures).items() if isinstance(v, (int, float, str, bool))]
     else:
         lines.append("No evaluation was run before export (`soundstage eval RUN_DIR` writes one).")
     lines += [
@@ -112,17 +113,6 @@ def model_card(run_dir: Path, manifest: dict[str, Any], figures: dict[str, Any])
         "",
     ]
     return "\n".join(lines)
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, (int, float, str, bool)):
-            out[key] = v
-    return out
 
 
 def _fmt(v: Any) -> str:

@@ -6,26 +6,12 @@ terms from it.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> Tensor:
-    """Triangular HTK-mel filters [n_mels, n_fft // 2 + 1], each normalised to unit area (Slaney)."""
-    f_max = f_max or sample_rate / 2
-    mel = lambda f: 2595.0 * math.log10(1.0 + f / 700.0)  # noqa: E731
-    hz = torch.linspace(mel(f_min), mel(f_max), n_mels + 2)
-    hz = 700.0 * (10 ** (hz / 2595.0) - 1.0)  # n_mels + 2 band edges in Hz
-    freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    lower, center, upper = hz[:-2, None], hz[1:-1, None], hz[2:, None]
-    up = (freqs - lower) / (center - lower)
-    down = (upper - freqs) / (upper - center)
-    fb = torch.clamp(torch.minimum(up, down), min=0.0)
-    return fb * (2.0 / (upper - lower))
+from soundstage.data.mel import mel_filterbank
 
 
 class Spectrogram(nn.Module):
@@ -35,7 +21,7 @@ class Spectrogram(nn.Module):
         super().__init__()
         self.n_fft, self.hop = n_fft, n_fft // 4
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        self.register_buffer("mel_fb", mel_filterbank(sample_rate, n_fft, n_mels), persistent=False)
+        self.register_buffer("mel_fb", mel_filterbank(sample_rate, n_fft, n_mels, area_normalized=True), persistent=False)
 
     def magnitude(self, wave: Tensor) -> Tensor:  # [B, T] -> [B, F, frames]
         spec = torch.stft(wave.float(), self.n_fft, self.hop, window=self.window, return_complex=True)

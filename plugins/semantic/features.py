@@ -13,26 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def hz_to_mel(f: torch.Tensor | float) -> torch.Tensor:
-    """HTK mel scale."""
-    return 2595.0 * torch.log10(1.0 + torch.as_tensor(f, dtype=torch.float64) / 700.0)
-
-
-def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-
-def mel_filterbank(n_freqs: int, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
-    """Triangular HTK mel filters as a [n_freqs, n_mels] matrix (unnormalised, like torchaudio's default)."""
-    f_max = sample_rate / 2 if f_max is None else f_max
-    freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)
-    mels = torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2, dtype=torch.float64)
-    edges = mel_to_hz(mels)  # [n_mels + 2]
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    up = (freqs[:, None] - lower) / (centre - lower)
-    down = (upper - freqs[:, None]) / (upper - centre)
-    return torch.clamp(torch.minimum(up, down), min=0.0).float()
+from soundstage.data.mel import mel_filterbank
 
 
 def dct_matrix(n_mels: int, n_out: int) -> torch.Tensor:
@@ -76,7 +57,7 @@ class MelFeatures(nn.Module):
         self.win_length = max(int(round(sample_rate * win_ms / 1000)), hop_length)
         self.n_fft = 1 << (self.win_length - 1).bit_length()
         self.register_buffer("window", torch.hann_window(self.win_length, periodic=True), persistent=False)
-        self.register_buffer("mel_fb", mel_filterbank(self.n_fft // 2 + 1, n_mels, sample_rate), persistent=False)
+        self.register_buffer("mel_fb", mel_filterbank(sample_rate, self.n_fft, n_mels).T.contiguous(), persistent=False)
         self.register_buffer("dct", dct_matrix(n_mels, n_mfcc), persistent=False)
         base = n_mfcc if kind == "mfcc" else n_mels
         self.dim = base * (3 if use_deltas else 1)

@@ -22,7 +22,9 @@ from .curves import stage_curves
 from .diagnosis import diagnose
 from .eval_models import EvalModels, load_or_train
 from .lm_eval import lm_validation
-from .media import write_spectrogram, write_wav
+from soundstage.data.audio_io import write_wav
+
+from .media import write_spectrogram
 from .ngram_baseline import ngram_baselines
 from .phone_eval import semantic_phone_metrics
 from .phone_recognizer import PhoneRecognizerConfig

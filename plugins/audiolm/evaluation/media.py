@@ -6,14 +6,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
-
-
-def write_wav(path: Path, wave: np.ndarray, sample_rate: int) -> Path:
-    """16-bit mono WAV of a float wave [T] (clipped to [-1, 1])."""
-    sf.write(str(path), np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0), sample_rate, subtype="PCM_16")
-    return path
 
 
 def write_png(path: Path, rgb: np.ndarray) -> Path:

@@ -40,18 +40,19 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows = []
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested figures as one level: ``{"codec": {"per": 0.3}}`` -> ``{"codec.per": 0.3}``."""
+    out: dict[str, Any] = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            rows.extend(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten(v, f"{prefix}{k}."))
         else:
-            rows.append((f"{prefix}{k}", v))
-    return rows
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _table(d: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(v)}</td></tr>" for k, v in _flatten(d))
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(v)}</td></tr>" for k, v in flatten(d).items())
     return f"<table><tr><th>figure</th><th>value</th></tr>{rows}</table>"
 
 

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from soundstage.plugins.semantic.features import MelFeatures, deltas, hz_to_mel
+from soundstage.data.mel import hz_to_mel
+from soundstage.plugins.semantic.features import MelFeatures, deltas
 
 
 @pytest.mark.parametrize("hop", [320, 640])
