@@ -11,6 +11,7 @@ and segment length:
     python benchmarks/codec.py [--presets tiny small] [--repeats 3] [--threads N] [--device cpu] [--profile]
         [--precision bf16]   # generator and discriminators under bf16 autocast (VQ and losses stay fp32)
         [--compile]          # torch.compile'd encoder, decoder and discriminators (config ``compile``)
+        [--architectures seanet vocos]   # time both generators of each preset (docs/codec.md)
 
 Prints one JSON object. Timings are best-of-``repeats`` (the machine may be shared).
 """
@@ -29,9 +30,10 @@ from soundstage.plugins.codec.stage import SoundStreamStage
 
 
 def bench_preset(name: str, device: str, repeats: int, rtf_seconds: float, profile: bool, batch_size: int | None,
-                 precision: str = "fp32", compile: bool = False) -> dict:
+                 precision: str = "fp32", compile: bool = False, architecture: str = "seanet") -> dict:
     overrides = {"batch_size": batch_size} if batch_size else {}
     overrides["compile"] = compile
+    overrides["architecture"] = architecture
     config = preset_config(name, **overrides)
     stage = SoundStreamStage(config).to(device).train()
     (g_opt, d_opt), _ = stage.configure_optimizers()
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the top ops of one step to stderr")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--architectures", nargs="+", default=["seanet"], choices=["seanet", "vocos"],
+                        help="generators to time per preset (both: also their RTF ratio, measured in this run)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,8 +104,13 @@ def main() -> None:
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else None
     result = {"device": args.device, "gpu": gpu, "precision": args.precision, "compile": args.compile, "threads": torch.get_num_threads(), "torch": torch.__version__, "presets": {}}
     for name in args.presets:
-        result["presets"][name] = bench_preset(name, args.device, args.repeats, args.rtf_seconds, args.profile, args.batch_size,
-                                               args.precision, args.compile)
+        for arch in args.architectures:
+            key = name if len(args.architectures) == 1 else f"{name}/{arch}"
+            result["presets"][key] = bench_preset(name, args.device, args.repeats, args.rtf_seconds, args.profile,
+                                                  args.batch_size, args.precision, args.compile, arch)
+        if set(args.architectures) == {"seanet", "vocos"}:
+            seanet, vocos = result["presets"][f"{name}/seanet"], result["presets"][f"{name}/vocos"]
+            result["presets"][f"{name}/rtf_vocos_over_seanet"] = round(vocos["rtf"] / seanet["rtf"], 4)
     print(json.dumps(result, indent=2))
 
 
