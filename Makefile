@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_PIN)"
-	$(PY) -m pip install -q -e ".[dev,ssl,augment]"
+	$(PY) -m pip install -q -e ".[dev,ssl,augment,cloud]"
 	touch $@
 
 setup: $(VENV)/.installed

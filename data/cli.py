@@ -25,7 +25,7 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("shard", help="shard a folder or CSV/JSONL manifest of audio files into FLAC tars")
     p.add_argument("input", help="folder (searched recursively) or .csv/.tsv/.jsonl manifest with a 'path' column")
-    p.add_argument("out", help="output folder for the shards, index.json and the skip report")
+    p.add_argument("out", help="output folder or s3:// / gs:// prefix for the shards, index.json and the skip report")
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument("--shard-mb", type=float, default=256.0, help="target shard size in MB")
     p.add_argument("--segment-seconds", type=float, default=None, help="split longer files into segments")
@@ -48,7 +48,7 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--workers", type=int, default=0, help="synthesis processes")
         p.set_defaults(func=cmd_speech if name == "speech" else cmd_music)
 
-    p = sub.add_parser("info", help="summarise shards (a pattern, folder, list file or URL)")
+    p = sub.add_parser("info", help="summarise shards (a pattern, folder, list file, URL or s3:// / gs:// prefix)")
     p.add_argument("shards")
     p.add_argument("--scan", action="store_true", help="read every sample even when an index.json exists")
     p.set_defaults(func=cmd_info)
@@ -68,7 +68,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise SoundstageError(f"data shard: {exc}") from exc
     print(format_report(index))
-    print(f"index: {Path(args.out) / 'index.json'}")
+    print(f"index: {str(args.out).rstrip('/')}/index.json")
     if index["num_samples"] == 0:
         raise SoundstageError(f"data shard: no sample was written ({len(index['skipped'])} inputs skipped, listed above)")
     return 0
@@ -116,13 +116,16 @@ def cmd_music(args: argparse.Namespace) -> int:
 
 
 def _from_index(urls: list[str]) -> dict | None:
-    """Totals from the ``index.json`` beside local shards, if it lists every one of them."""
-    from .shards import is_remote
+    """Totals from the ``index.json`` beside the shards (local or object storage), if it lists every one."""
+    from .object_store import is_object_url
+    from .shards import is_remote, read_index, shard_folder
 
-    folders = {Path(u).parent for u in urls}
-    if any(is_remote(u) for u in urls) or len(folders) != 1 or not (next(iter(folders)) / "index.json").exists():
+    folders = {shard_folder(u) for u in urls}
+    if any(is_remote(u) and not is_object_url(u) for u in urls) or len(folders) != 1:
         return None
-    index = json.loads((next(iter(folders)) / "index.json").read_text())
+    index = read_index(next(iter(folders)))
+    if index is None:
+        return None
     listed = {s["name"]: s for s in index.get("shards", [])}
     if not all(Path(u).name in listed for u in urls):
         return None

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from soundstage.config import check_ranges
 
 from .audio_io import BadAudio, check_wave, encode_flac, read_audio
+from .object_store import is_object_url
 from .shard_writer import AudioShardWriter, sanitize_key
 
 _SAFE_PART = re.compile(r"[A-Za-z0-9_\-]+")
@@ -165,13 +166,14 @@ def _job(args: tuple[InputItem, ShardJobConfig]) -> dict[str, Any]:
 
 
 def shard_audio(source: str | Path, out_dir: str | Path, cfg: ShardJobConfig | None = None, progress: bool = True) -> dict[str, Any]:
-    """Shard every audio file of ``source`` into ``out_dir``; returns the index (with ``skipped``)."""
+    """Shard every audio file of ``source`` into ``out_dir`` (a folder or ``s3://`` / ``gs://`` prefix); returns the index."""
     cfg = cfg or ShardJobConfig()
     items, unkeyed = list_inputs(source)
     if not items and not unkeyed:
         raise ValueError(f"{source}: no audio files found (extensions: {', '.join(sorted(AUDIO_EXTENSIONS))})")
+    out = str(out_dir) if is_object_url(str(out_dir)) else Path(out_dir).expanduser().resolve()
     writer = AudioShardWriter(
-        Path(out_dir).expanduser().resolve(), cfg.sample_rate, prefix=cfg.prefix, max_bytes=cfg.shard_bytes,
+        out, cfg.sample_rate, prefix=cfg.prefix, max_bytes=cfg.shard_bytes,
         max_count=cfg.max_per_shard, extra_index={"source": str(Path(source).expanduser().resolve()), "config": asdict(cfg)},
     )
     for bad in unkeyed:

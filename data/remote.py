@@ -1,4 +1,4 @@
-"""http(s) shards: bounded waits, retries for transient HTTP errors only, one-line errors naming the URL.
+"""Remote shards: bounded waits, retries for transient errors only, one-line errors naming the URL.
 
 webdataset opens http URLs with ``curl --connect-timeout 30 --retry 30 --retry-delay 2``, so an
 unresolvable or unreachable host retries for many minutes and then surfaces only as "skipping
@@ -6,6 +6,7 @@ corrupt sample". ``install()`` (run when ``soundstage.data.shards`` or ``.stream
 puts this opener in webdataset's scheme table instead: a DNS failure, a refused connection or a
 host that does not answer within ``data.remote_timeout_s`` fails at once with
 ``RemoteShardError``; HTTP 408/425/429/5xx are retried ``data.remote_retries`` times with backoff.
+s3:// and gs:// URLs go to ``object_store`` (fsspec) under the same timeout and retry settings.
 The settings travel in environment variables so DataLoader workers and DDP ranks see them too.
 """
 from __future__ import annotations
@@ -96,3 +97,4 @@ def install() -> None:
 
 
 install()
+from . import object_store  # noqa: E402,F401  (registers the s3:// and gs:// openers; imports no client)

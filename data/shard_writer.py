@@ -1,14 +1,14 @@
 """Writing audio samples into WebDataset tar shards, with an index and resumable progress.
 
 One sample is ``<key>.flac`` + ``<key>.json``. Shards are written under a temp name and renamed
-when closed, so a crash never leaves a truncated shard under a real name. Every closed shard is
-appended to ``progress.jsonl`` with the keys and sources it holds; a re-run reads it back, keeps
-those shards and continues numbering after them.
+when closed (on object storage: uploads that appear when complete), so a crash never leaves a
+truncated shard under a real name. Every closed shard is appended to ``progress.jsonl`` with the
+keys and sources it holds; a re-run reads it back, keeps those shards and continues numbering
+after them. The output folder may be local or an ``s3://`` / ``gs://`` prefix (``ShardFolder``).
 """
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
-from soundstage.checkpoint import write_json_atomic
-
 from .audio_io import encode_flac
+from .shard_folder import ShardFolder
 
 PROGRESS_FILE = "progress.jsonl"
 INDEX_FILE = "index.json"
@@ -43,17 +42,16 @@ class ShardProgress:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     @classmethod
-    def load(cls, out_dir: Path) -> "ShardProgress":
+    def load(cls, folder: ShardFolder) -> "ShardProgress":
         prog = cls()
-        path = out_dir / PROGRESS_FILE
-        if not path.exists():
-            return prog
-        for line in path.read_text().splitlines():
+        lines = folder.read_log(PROGRESS_FILE)
+        present = set(folder.names("*.tar*")) if lines else set()
+        for line in lines:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:  # a line cut by a crash: its shard is redone
                 continue
-            if rec["shard"] and not (out_dir / rec["shard"]).exists():
+            if rec["shard"] and rec["shard"] not in present:
                 continue
             prog.shards.append(rec)
             prog.keys.update(rec["keys"])
@@ -80,15 +78,14 @@ class AudioShardWriter:
         resume: bool = True,
         extra_index: dict[str, Any] | None = None,
     ) -> None:
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.folder = ShardFolder(out_dir)
         self.sample_rate = sample_rate
         self.prefix = prefix
         self.max_bytes, self.max_count = max_bytes, max_count
         self.extra_index = extra_index or {}
         if not resume:
-            (self.out_dir / PROGRESS_FILE).unlink(missing_ok=True)
-        self.progress = ShardProgress.load(self.out_dir)
+            self.folder.clear_log(PROGRESS_FILE)
+        self.progress = ShardProgress.load(self.folder)
         self._remove_stale_shards()
         self._writer: wds.ShardWriter | None = None
         self._files: dict[str, Any] = {}
@@ -103,36 +100,31 @@ class AudioShardWriter:
     def _remove_stale_shards(self) -> None:
         """Delete shards (and temp files) a crashed run left that no progress line vouches for."""
         kept = {rec["shard"] for rec in self.progress.shards}
-        for path in self.out_dir.glob(f"{self.prefix}-*.tar*"):
-            if path.name not in kept:
-                path.unlink()
+        for name in self.folder.names(f"{self.prefix}-*.tar*"):
+            if name not in kept:
+                self.folder.remove(name)
 
     def _open(self, fname: str):
-        # Write to a temp name; _on_close renames it once the tar is complete.
-        fh = open(fname + ".tmp", "wb")
+        # The shard gets its real name in _on_close, once the tar is complete.
+        fh = self.folder.open_shard(fname)
         self._files[fname] = fh
         return fh
 
     def _on_close(self, fname: str) -> None:
-        self._files.pop(fname).close()
-        tmp = Path(fname + ".tmp")
         pend, self._pending = self._pending, self._empty_pending()
-        if pend["count"] == 0:  # an empty shard (nothing written since it opened): drop it
-            tmp.unlink(missing_ok=True)
+        empty = pend["count"] == 0  # nothing written since the shard opened: drop it
+        self.folder.finish_shard(fname, self._files.pop(fname), keep=not empty)
+        if empty:
             self._pending = pend
             return
-        os.replace(tmp, fname)
-        self._record({"shard": Path(fname).name, **pend})
+        self._record({"shard": fname, **pend})
 
     def _record(self, rec: dict[str, Any]) -> None:
         self.progress.shards.append(rec)
         self.progress.keys.update(rec["keys"])
         self.progress.sources.update(rec["sources"])
         self.progress.skipped.extend(rec["skipped"])
-        with open(self.out_dir / PROGRESS_FILE, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.folder.append_log(PROGRESS_FILE, json.dumps(rec))
 
     # --- public API ------------------------------------------------------------------------------
     def has_key(self, key: str) -> bool:
@@ -156,7 +148,7 @@ class AudioShardWriter:
         key = sanitize_key(key)
         if self._writer is None:
             start = len([s for s in self.progress.shards if s["shard"]])
-            pattern = str(self.out_dir / f"{self.prefix}-%06d.tar")
+            pattern = f"{self.prefix}-%06d.tar"  # names within the folder: _open and _on_close place them
             self._writer = wds.ShardWriter(
                 pattern, maxcount=self.max_count, maxsize=self.max_bytes, post=self._on_close,
                 start_shard=start, verbose=0, opener=self._open, mtime=0.0,
@@ -202,7 +194,7 @@ class AudioShardWriter:
             "skipped": skipped,
             **self.extra_index,
         }
-        write_json_atomic(self.out_dir / INDEX_FILE, index)
+        self.folder.write_json(INDEX_FILE, index)
         return index
 
 

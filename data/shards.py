@@ -9,7 +9,7 @@ from pathlib import Path
 
 import braceexpand
 
-from . import remote  # noqa: F401  (webdataset opens http(s) shards with soundstage's bounded opener)
+from . import object_store, remote  # noqa: F401  (remote: webdataset opens http(s), s3:// and gs:// with our openers)
 from .shard_writer import INDEX_FILE
 
 REMOTE_PREFIXES = ("pipe:", "http://", "https://", "s3://", "gs://", "sftp://", "ftp://")
@@ -26,7 +26,8 @@ def expand_shards(spec: str | list[str] | None) -> list[str]:
 
     ``spec`` may be a brace pattern (``a/shard-{000000..000009}.tar``), several specs joined by
     ``::``, a directory (every ``*.tar`` below it, sorted), a ``.txt`` list file (one spec per line,
-    relative to the file), a single local path, or a ``pipe:`` / http / s3 URL as webdataset opens.
+    relative to the file), a single local path, or a ``pipe:`` / http(s) / s3 / gs URL. An ``s3://`` or
+    ``gs://`` URL that does not name a ``.tar`` is a prefix: every shard under it, sorted.
     """
     if not spec:
         return []
@@ -37,7 +38,14 @@ def expand_shards(spec: str | list[str] | None) -> list[str]:
         if not item:
             continue
         if is_remote(item):
-            urls.extend(braceexpand.braceexpand(item))
+            for url in braceexpand.braceexpand(item):
+                if object_store.is_object_url(url) and not url.endswith(SHARD_SUFFIXES):
+                    listed = object_store.list_objects(url, SHARD_SUFFIXES)
+                    if not listed:
+                        raise FileNotFoundError(f"no shards ({', '.join(SHARD_SUFFIXES)}) under {url}")
+                    urls.extend(listed)
+                else:
+                    urls.append(url)
             continue
         path = Path(item)
         if path.is_dir():
@@ -58,27 +66,49 @@ def expand_shards(spec: str | list[str] | None) -> list[str]:
     return urls
 
 
-def count_samples(urls: list[str]) -> int | None:
-    """Number of samples in local shards: from ``index.json`` beside them, else by reading tar headers.
+def shard_folder(url: str) -> str:
+    """The folder (or object-storage prefix) a shard URL is in."""
+    return url.rsplit("/", 1)[0] if object_store.is_object_url(url) else str(Path(url).parent)
 
-    Returns ``None`` for remote shards (their size is not known without reading them).
+
+def read_index(folder: str) -> dict | None:
+    """The ``index.json`` of a folder of shards, local or on object storage; None if absent or unreadable."""
+    if object_store.is_object_url(folder):
+        data = object_store.read_bytes(f"{folder}/{INDEX_FILE}")
+    else:
+        path = Path(folder) / INDEX_FILE
+        data = path.read_bytes() if path.is_file() else None
+    try:
+        index = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    return index if isinstance(index, dict) else None
+
+
+def count_samples(urls: list[str]) -> int | None:
+    """Number of samples in shards: from the ``index.json`` beside them, else by reading local tar headers.
+
+    Returns ``None`` for http(s) / ``pipe:`` shards and for object-storage shards no index counts
+    (their size is not known without reading them).
     """
-    if any(is_remote(u) for u in urls):
+    if any(is_remote(u) and not object_store.is_object_url(u) for u in urls):
         return None
     counts: dict[str, int] = {}
-    for folder in {Path(u).parent for u in urls}:
-        index_path = folder / INDEX_FILE
-        if index_path.exists():
-            try:
-                for shard in json.loads(index_path.read_text()).get("shards", []):
-                    counts[str(folder / shard["name"])] = int(shard["count"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                pass
+    for folder in {shard_folder(u) for u in urls}:
+        try:
+            for shard in (read_index(folder) or {}).get("shards", []):
+                name = shard["name"]
+                counts[f"{folder}/{name}" if object_store.is_object_url(folder) else str(Path(folder) / name)] = \
+                    int(shard["count"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
     total = 0
     for url in urls:
         if url in counts:
             total += counts[url]
             continue
+        if is_remote(url):
+            return None
         keys = set()
         try:
             with tarfile.open(url) as tf:

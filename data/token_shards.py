@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import random
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
+from .shard_folder import ShardFolder
 from .shard_writer import sanitize_key
 
 STREAM_EXT = {"semantic": "semantic.npy", "acoustic": "acoustic.npy"}
@@ -39,33 +39,35 @@ def _token_dtype(vocab: int | None) -> type:
 
 
 class TokenShardWriter:
-    """Write token samples into ``<out_dir>/<prefix>-%06d.tar`` (temp name until each shard is closed)."""
+    """Write token samples into ``<out_dir>/<prefix>-%06d.tar`` (a shard gets its name once complete).
 
-    def __init__(self, out_dir: str | Path, prefix: str, max_bytes: float = 128e6, max_count: int = 100_000) -> None:
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+    ``out_dir`` is a local folder, an ``s3://`` / ``gs://`` prefix, or a ``ShardFolder``.
+    """
+
+    def __init__(self, out_dir: str | Path | ShardFolder, prefix: str, max_bytes: float = 128e6,
+                 max_count: int = 100_000) -> None:
+        self.folder = out_dir if isinstance(out_dir, ShardFolder) else ShardFolder(out_dir)
         self.prefix = prefix
         self.shards: list[str] = []
         self.count = 0
         self._files: dict[str, Any] = {}
         self._writer = wds.ShardWriter(
-            str(self.out_dir / f"{prefix}-%06d.tar"), maxcount=max_count, maxsize=max_bytes, post=self._on_close,
+            f"{prefix}-%06d.tar", maxcount=max_count, maxsize=max_bytes, post=self._on_close,
             verbose=0, opener=self._open, mtime=0.0,
         )
         self._in_shard = 0
 
     def _open(self, fname: str):
-        fh = open(fname + ".tmp", "wb")
+        fh = self.folder.open_shard(fname)
         self._files[fname] = fh
         return fh
 
     def _on_close(self, fname: str) -> None:
-        self._files.pop(fname).close()
-        if self._in_shard == 0:  # ShardWriter opens a shard eagerly; drop it if it stayed empty
-            os.unlink(fname + ".tmp")
+        # ShardWriter opens a shard eagerly; drop it if it stayed empty
+        self.folder.finish_shard(fname, self._files.pop(fname), keep=self._in_shard > 0)
+        if self._in_shard == 0:
             return
-        os.replace(fname + ".tmp", fname)
-        self.shards.append(fname)
+        self.shards.append(self.folder.url(fname))
         self._in_shard = 0
 
     def write(
@@ -93,7 +95,7 @@ class TokenShardWriter:
         self.count += 1
 
     def close(self) -> list[str]:
-        """Finish the last shard; returns the paths of every shard written."""
+        """Finish the last shard; returns the paths (or URLs) of every shard written."""
         self._writer.close()
         return self.shards
 

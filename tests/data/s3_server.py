@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -29,8 +30,9 @@ def free_port() -> int:
 def moto_server() -> Iterator[str]:
     """Start ``python -m moto.server`` on a free loopback port; yields its endpoint URL."""
     port = free_port()
+    log = tempfile.TemporaryFile()  # not a pipe: the server logs every request and would block on a full one
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -40,7 +42,8 @@ def moto_server() -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start: {proc.stderr.read().decode()[-2000:]}") from None
+                    log.seek(0)
+                    raise RuntimeError(f"moto server did not start: {log.read().decode()[-2000:]}") from None
                 time.sleep(0.1)
         yield endpoint
     finally:
@@ -49,6 +52,7 @@ def moto_server() -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def aws_env(endpoint: str, home: Path, key: str = "testing", secret: str = "testing") -> dict[str, str]:
