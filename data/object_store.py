@@ -93,10 +93,12 @@ def error(url: str, verb: str, exc: BaseException) -> RemoteShardError:
     if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "DefaultCredentialsError"):
         cause = ("no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with "
                  "~/.aws/credentials)" if url.startswith("s3") else f"no credentials ({text})")
-    elif isinstance(exc, FileNotFoundError):
-        missing_bucket = code == "NoSuchBucket" or "bucket" in text.lower()
-        cause = f"no such bucket {bucket!r}" if missing_bucket else "no such object"
-    elif isinstance(exc, PermissionError) or code in ("403", "AccessDenied", "Forbidden") or text.startswith("Forbidden"):
+    elif isinstance(exc, FileNotFoundError):  # gcsfs does not say whether the bucket or the object is missing
+        missing_bucket = code == "NoSuchBucket" or "specified bucket does not exist" in text.lower()
+        cause = (f"no such bucket {bucket!r}" if missing_bucket else
+                 "no such object" if url.startswith("s3") else "no such bucket or object")
+    elif (isinstance(exc, PermissionError) or code in ("403", "AccessDenied", "Forbidden") or text.startswith("Forbidden")
+          or getattr(exc, "code", None) in (401, 403)):  # the last: gcsfs's HttpError
         cause = f"access denied ({code}: {text})" if code and code not in text else f"access denied ({text})"
     elif name == "FSTimeoutError" or isinstance(exc, TimeoutError):
         return RemoteShardError(f"cannot reach {url}: no answer within {settings()[0]:g} s")
@@ -147,14 +149,14 @@ def list_objects(url: str, suffixes: tuple[str, ...]) -> list[str]:
     return sorted(f"{scheme}://{p}" for p in found if p.endswith(suffixes))
 
 
-def glob(url: str) -> list[str]:
-    """Objects matching the glob pattern ``url`` (``s3://bucket/tokens/r0-*``)."""
-    fs, path = filesystem(url, "list")
+def glob(url: str, shown: str | None = None) -> list[str]:
+    """Objects matching the glob pattern ``url`` (``s3://bucket/tokens/r0-*``); errors name ``shown`` or ``url``."""
+    fs, path = filesystem(shown or url, "list")
     scheme = url.partition("://")[0]
     try:
         return sorted(f"{scheme}://{p}" for p in _run(fs, fs._glob, path))
     except Exception as exc:
-        raise error(url, "list", exc) from None
+        raise error(shown or url, "list", exc) from None
 
 
 def read_bytes(url: str) -> bytes | None:
@@ -164,9 +166,9 @@ def read_bytes(url: str) -> bytes | None:
         return _run(fs, fs._cat_file, path)
     except FileNotFoundError as exc:
         failure = error(url, "read", exc)
-        if "no such object" in str(failure):
-            return None
-        raise failure from None
+        if "no such bucket '" in str(failure):
+            raise failure from None
+        return None
     except Exception as exc:
         raise error(url, "read", exc) from None
 

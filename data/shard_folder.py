@@ -24,7 +24,7 @@ class ShardFolder:
         self.remote = object_store.is_object_url(str(location))
         if self.remote:
             self.location = str(location).rstrip("/")
-            object_store.glob(self.url("*"))  # fail now, in one line, on a wrong bucket, credentials or endpoint
+            object_store.glob(self.url("*"), shown=f"{self.location}/")  # fail now on a wrong bucket, key or endpoint
         else:
             self.path = Path(location).expanduser()
             self.path.mkdir(parents=True, exist_ok=True)

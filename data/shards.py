@@ -12,7 +12,7 @@ import braceexpand
 from . import object_store, remote  # noqa: F401  (remote: webdataset opens http(s), s3:// and gs:// with our openers)
 from .shard_writer import INDEX_FILE
 
-REMOTE_PREFIXES = ("pipe:", "http://", "https://", "s3://", "gs://", "sftp://", "ftp://")
+REMOTE_PREFIXES = ("pipe:", "http://", "https://", "s3://", "gs://", "gcs://", "sftp://", "ftp://")
 SHARD_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 _KEY = re.compile(r"^((?:.*/|)[^./]+)[.]([^/]*)$")  # webdataset's key/extension split
 
