@@ -67,6 +67,11 @@ def _objects(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
+def _modified(endpoint: str, bucket: str, prefix: str) -> dict[str, str]:
+    page = client(endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: str(o["LastModified"]) for o in page.get("Contents", [])}
+
+
 # --- writing, listing, reading ------------------------------------------------------------------
 def test_data_shard_writes_to_s3_and_data_info_reads_it_back(endpoint, bucket, audio_folder, capsys):
     out = f"s3://{bucket}/speech/train"
@@ -80,9 +85,12 @@ def test_data_shard_writes_to_s3_and_data_info_reads_it_back(endpoint, bucket, a
     index = json.loads(client(endpoint).get_object(Bucket=bucket, Key="speech/train/index.json")["Body"].read())
     assert index["num_samples"] == N_FILES and [f"speech/train/{s['name']}" for s in index["shards"]] == shards
 
+    assert len([k for k in keys if k.startswith("speech/train/progress/")]) >= len(shards)  # one per shard
+    written = _modified(endpoint, bucket, "speech/train/shard-")
+    time.sleep(1.1)  # LastModified has a resolution of one second
     assert main(args) == 0  # resumed: every input is in a finished shard already, nothing is rewritten
     capsys.readouterr()
-    assert [k for k in _objects(endpoint, bucket) if k.endswith(".tar")] == shards
+    assert _modified(endpoint, bucket, "speech/train/shard-") == written
 
     assert main(["data", "info", f"s3://{bucket}/speech/"]) == 0  # a prefix: every shard under it
     info = json.loads(capsys.readouterr().out)
