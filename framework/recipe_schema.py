@@ -28,8 +28,8 @@ class DataConfig:
     prefetch_factor: int = 2
     pin_memory: bool = False
     shuffle_buffer: int = 256
-    remote_timeout_s: float = 30.0  # http(s) shards: connect/read timeout; DNS failures and unreachable hosts fail at once
-    remote_retries: int = 3  # http(s) shards: retries of transient HTTP errors (408, 429, 5xx), with backoff
+    remote_timeout_s: float = 30.0  # http(s), s3:// and gs:// shards: connect/read timeout; unreachable hosts fail at once
+    remote_retries: int = 3  # http(s) shards: retries of transient HTTP errors (408, 429, 5xx), with backoff (s3/gs: the client's)
 
     def __post_init__(self) -> None:
         check_ranges(self, positive=("sample_rate", "hours", "remote_timeout_s"), at_least_one=("prefetch_factor",),
