@@ -1,5 +1,5 @@
 """soundstage.data: shard writers, the embedded corpora, streaming datamodules and token shards.
 
 Modules are imported on use (``soundstage.data.audio_datamodule``, ``.token_datamodule``,
-``.corpus``, ``.ingest``, ``.tokenize_stage``, ``.cli``), so importing the package is cheap.
+``.corpus``, ``.ingest``, ``.cli``), so importing the package is cheap.
 """

@@ -46,3 +46,21 @@ def test_error_is_one_line_without_traceback():
 def test_debug_shows_traceback():
     out = run_cli("--debug", "recipe", "validate", "toy", "trainer.max_step=3")
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback_and_no_error():
+    """`soundstage plugins | head -1`: the pipe closes under the writer; it exits quietly."""
+    proc = subprocess.run(f"{sys.executable} -m soundstage.cli plugins | head -1", shell=True, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.stdout.count("\n") == 1
+    assert proc.stderr == "", proc.stderr
+
+
+def test_help_and_recipe_list_import_neither_torch_nor_lightning():
+    """The verbs that need no model start in well under a second: torch and Lightning are not imported."""
+    code = ("import sys; from soundstage.cli import main\n"
+            "for argv in (['recipe', 'list'], ['eval', '--help'], ['--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr

@@ -26,11 +26,11 @@ from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageConfig, StageContext
 from soundstage.token_contract import TokenStream
 
-from .audio_datamodule import collate_audio, crop, decode_audio_sample
-from .shard_folder import ShardFolder
-from .shards import expand_shards
-from .stream import ShardStream, SkipCounter, make_loader, rank_and_world
-from .token_shards import TokenShardWriter
+from soundstage.data.audio_datamodule import collate_audio, crop, decode_audio_sample
+from soundstage.data.shard_folder import ShardFolder
+from soundstage.data.shards import expand_shards
+from soundstage.data.stream import ShardStream, SkipCounter, make_loader, rank_and_world
+from soundstage.data.token_shards import TokenShardWriter
 
 STREAMS = ("semantic", "acoustic")
 log = logging.getLogger("soundstage.data")

@@ -11,7 +11,7 @@ from soundstage.data.audio_datamodule import decode_audio_sample
 from soundstage.data.shard_writer import AudioShardWriter
 from soundstage.data.token_datamodule import TokenDataModule
 from soundstage.data.token_shards import decode_token_sample
-from soundstage.data.tokenize_stage import TokenizeConfig, TokenizeStage
+from soundstage.plugins.tokenize.stage import TokenizeConfig, TokenizeStage
 from soundstage.recipe_schema import DataConfig
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage

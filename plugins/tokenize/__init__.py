@@ -1,0 +1,1 @@
+"""The ``tokenize`` stage: encodes audio shards once into token shards with the upstream tokenizers."""
