@@ -107,17 +107,9 @@ class AudioLMSamplesStage(Stage):
 
 def _held_out_prompts(val_shards: str, sample_rate: int, seconds: float) -> Iterator[tuple[str, np.ndarray, dict]]:
     """The first ``seconds`` of each held-out utterance at least that long, in shard order."""
-    import webdataset as wds
-
-    from soundstage.data.audio_datamodule import decode_audio_sample
-    from soundstage.data.shards import expand_shards
+    from soundstage.data.utterances import iter_utterances
 
     need = int(seconds * sample_rate)
-    for sample in wds.tarfile_samples([{"url": u} for u in sorted(expand_shards(val_shards))], handler=wds.warn_and_continue):
-        try:
-            key, wave, meta = decode_audio_sample(sample, sample_rate)
-        except Exception:  # corrupt held-out sample: try the next one
-            continue
-        if len(wave) >= need:
-            yield key, wave[:need], meta
-
+    for u in iter_utterances(val_shards, sample_rate):
+        if len(u.wave) >= need:
+            yield u.key, u.wave[:need], u.meta

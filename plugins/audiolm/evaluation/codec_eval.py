@@ -5,10 +5,10 @@ from typing import Any
 
 import torch
 
+from soundstage.data.utterances import Utterance
 from soundstage.plugins.codec.metrics import MelDistance, ScaleInvariantSignalNoiseRatio, bitrate
 
 from .run_dir import module_device
-from .utterances import Utterance
 
 
 @torch.no_grad()

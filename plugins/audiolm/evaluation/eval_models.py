@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from soundstage.checkpoint import build_dir_once
+from soundstage.data.utterances import Utterance
 
 from .phone_recognizer import PhoneRecognizer, PhoneRecognizerConfig
 from .speaker_embedding import SpeakerEmbedding, SpeakerEmbeddingConfig
-from .utterances import Utterance
 
 EVAL_MODELS_VERSION = 2  # bump when the models or their training change
 
@@ -73,7 +73,7 @@ def _train_into(out: Path, train_shards: str, sample_rate: int, phone_cfg: Phone
     from .phone_recognizer import phone_sequence
     from .phone_training import train_phone_recognizer
     from .speaker_training import train_speaker_embedding
-    from .utterances import read_utterances
+    from soundstage.data.utterances import read_utterances
 
     utts: list[Utterance] = read_utterances(train_shards, sample_rate, max_utterances)
     facts: dict[str, Any] = {"train_shards": train_shards, "sample_rate": sample_rate}

@@ -16,14 +16,14 @@ from typing import Any, Callable
 import torch
 
 from soundstage.checkpoint import write_json_atomic
+from soundstage.data.audio_io import write_wav
+from soundstage.data.utterances import Utterance, read_utterances
 
 from .codec_eval import codec_metrics
 from .curves import stage_curves
 from .diagnosis import diagnose
 from .eval_models import EvalModels, load_or_train
 from .lm_eval import lm_validation
-from soundstage.data.audio_io import write_wav
-
 from .media import write_spectrogram
 from .ngram_baseline import ngram_baselines
 from .phone_eval import semantic_phone_metrics
@@ -33,7 +33,6 @@ from .protocol import ROWS, Clip, ProtocolConfig, generate_rows, score_rows, sel
 from .report import write_report
 from .run_dir import LM_ROLES, RunDir
 from .speaker_embedding import SpeakerEmbeddingConfig
-from .utterances import Utterance, read_utterances
 
 EVAL_DIR = "eval"
 

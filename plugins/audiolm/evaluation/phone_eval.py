@@ -5,10 +5,10 @@ from typing import Any
 
 import torch
 
+from soundstage.data.utterances import Utterance
 from soundstage.plugins.semantic.phone_metrics import PhoneClusterCounts, frame_phone_labels
 
 from .run_dir import module_device
-from .utterances import Utterance
 
 
 @torch.no_grad()

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from soundstage.data.utterances import Utterance
+
 from .conv_encoder import ConvEncoder, spec_augment
 from .eval_training import BudgetSchedule, LengthBuckets, fit_quietly, pad_frames
 from .phone_recognizer import PhoneRecognizer, PhoneRecognizerConfig, phone_sequence
-from .utterances import Utterance
 
 
 class _CTCModule(L.LightningModule):

@@ -18,9 +18,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from soundstage.data.utterances import Utterance
+
 from .phone_recognizer import PhoneRecognizer, phone_error_rate, phone_sequence
 from .speaker_embedding import SpeakerEmbedding
-from .utterances import Utterance
 
 ROWS = ("original", "codec", "resynthesis", "resynthesis_prompted", "continuation")
 

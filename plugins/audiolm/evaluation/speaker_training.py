@@ -7,10 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from soundstage.data.utterances import Utterance, by_voice
+
 from .conv_encoder import spec_augment
 from .eval_training import BudgetSchedule, fit_quietly
 from .speaker_embedding import SpeakerEmbedding, SpeakerEmbeddingConfig
-from .utterances import Utterance, by_voice
 
 
 class _Crops(IterableDataset):

@@ -16,7 +16,7 @@ from soundstage.data.speech_corpus import all_voices, plan_utterance, synth_utte
 from soundstage.plugins.audiolm.evaluation.cli import add_eval_command
 from soundstage.plugins.audiolm.evaluation.phone_eval import semantic_phone_metrics
 from soundstage.plugins.audiolm.evaluation.run_dir import RunDir
-from soundstage.plugins.audiolm.evaluation.utterances import Utterance
+from soundstage.data.utterances import Utterance
 from soundstage.recipe import load_recipe
 from soundstage.runner import PipelineRunner
 

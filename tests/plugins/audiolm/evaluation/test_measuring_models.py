@@ -10,7 +10,7 @@ from soundstage.plugins.audiolm.evaluation.phone_recognizer import PhoneRecogniz
 from soundstage.plugins.audiolm.evaluation.phone_training import train_phone_recognizer
 from soundstage.plugins.audiolm.evaluation.speaker_embedding import SpeakerEmbeddingConfig
 from soundstage.plugins.audiolm.evaluation.speaker_training import train_speaker_embedding
-from soundstage.plugins.audiolm.evaluation.utterances import Utterance, by_voice
+from soundstage.data.utterances import Utterance, by_voice
 
 SR = 16000
 # One English voice family, so a minute of CPU training sees every phone often enough.
