@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from soundstage.registry import register_stage
-from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.plugins.roles import CodecStage
+from soundstage.stage import StageContext
 from soundstage.token_contract import TokenStream
 
 from .config import SoundStreamConfig
@@ -37,12 +38,10 @@ from .viz import mel_image
 
 
 @register_stage("soundstream")
-class SoundStreamStage(Stage):
+class SoundStreamStage(CodecStage):
     """SoundStream codec stage: consumes audio, produces acoustic tokens [B, Q, T'] at ``frame_rate`` Hz."""
 
     config_class = SoundStreamConfig
-    consumes = ("audio",)
-    produces = ("acoustic",)
     config: SoundStreamConfig
 
     def __init__(self, config: SoundStreamConfig) -> None:
@@ -65,15 +64,7 @@ class SoundStreamStage(Stage):
         self.val_stft = STFTDistance(c.sample_rate)
         self._val_clips: list[tuple[Tensor, Tensor]] = []
 
-    # --- token API ------------------------------------------------------------------------------
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
-    @property
-    def hop_length(self) -> int:
-        return self.codec.hop_length
-
+    # --- token API (sample_rate, frame_rate, hop_length, num_quantizers, codebook_size: CodecStage) ------
     @classmethod
     def config_presets(cls) -> dict[str, dict[str, Any]]:
         from .presets import PRESETS  # presets.py builds configs: imported on use
@@ -85,19 +76,6 @@ class SoundStreamStage(Stage):
         hop = math.prod(config.strides)
         return {"acoustic": TokenStream("acoustic", config.codebook_size, config.sample_rate / hop,
                                         config.num_quantizers, config.sample_rate)}
-
-    @property
-    def frame_rate(self) -> float:
-        """Code frames per second."""
-        return self.sample_rate / self.hop_length
-
-    @property
-    def num_quantizers(self) -> int:
-        return self.config.num_quantizers
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.codebook_size
 
     def num_frames(self, num_samples: int) -> int:
         """Code frames for a clip of ``num_samples`` samples."""

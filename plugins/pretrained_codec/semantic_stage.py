@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from soundstage.errors import SoundstageError
+from soundstage.plugins.roles import SemanticTokenizerStage
 from soundstage.registry import register_stage
 from soundstage.token_contract import TokenStream
 
@@ -21,7 +22,7 @@ from .config import MimiSemanticConfig
 
 
 @register_stage("mimi_semantic")
-class MimiSemanticStage(PretrainedCodecBase):
+class MimiSemanticStage(PretrainedCodecBase, SemanticTokenizerStage):
     """Mimi's first (WavLM-distilled) codebook as semantic tokens: ``encode(wave [B, T]) -> int64 ids [B, T // hop]``."""
 
     config_class = MimiSemanticConfig

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from soundstage.errors import SoundstageError
+from soundstage.plugins.roles import CodecStage
 from soundstage.registry import register_stage
 from soundstage.token_contract import TokenStream
 
@@ -21,7 +22,7 @@ from .families import CodecFacts
 
 
 @register_stage("pretrained_codec")
-class PretrainedCodecStage(PretrainedCodecBase):
+class PretrainedCodecStage(PretrainedCodecBase, CodecStage):
     """A local EnCodec / DAC / Mimi checkpoint as the codec: audio -> acoustic tokens [B, Q, T'] (not trained)."""
 
     config_class = PretrainedCodecConfig

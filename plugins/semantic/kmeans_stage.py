@@ -19,7 +19,8 @@ import torch.nn as nn
 
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
-from soundstage.stage import Stage, StageContext
+from soundstage.plugins.roles import SemanticTokenizerStage
+from soundstage.stage import StageContext
 from soundstage.token_contract import TokenStream
 
 from .datamodule import SemanticDataModule, audio_batch_floor
@@ -30,12 +31,10 @@ from .kmeans_config import FEATURE_KINDS, UTTERANCE_NORMS, KMeansTokenizerConfig
 from .phone_metrics import PhoneClusterCounts, frame_phone_labels
 
 @register_stage("kmeans_tokenizer")
-class KMeansTokenizerStage(Stage):
+class KMeansTokenizerStage(SemanticTokenizerStage):
     """Semantic tokenizer: ``encode(wave [B, T]) -> int64 ids [B, T // hop_length]``."""
 
     config_class = KMeansTokenizerConfig
-    consumes = ("audio",)
-    produces = ("semantic",)
 
     def __init__(self, config: KMeansTokenizerConfig) -> None:
         super().__init__(config)
@@ -47,7 +46,6 @@ class KMeansTokenizerStage(Stage):
         hop = c.sample_rate / c.frame_rate
         if abs(hop - round(hop)) > 1e-6:
             raise SoundstageError(f"kmeans_tokenizer: sample_rate / frame_rate = {hop} is not a whole number of samples")
-        self.hop_length = int(round(hop))
         self.automatic_optimization = False
         self.mel: MelFeatures | None = None
         self.feature_model: nn.Module | None = None
@@ -131,22 +129,10 @@ class KMeansTokenizerStage(Stage):
             self.feature_model.eval()
         return self
 
-    # --- the tokenizer interface ------------------------------------------------------------
-    @property
-    def sample_rate(self) -> int:
-        return self.config.sample_rate
-
+    # --- the tokenizer interface (sample_rate, frame_rate, hop_length, vocab_size: SemanticTokenizerStage) ---
     @classmethod
     def token_streams(cls, config: KMeansTokenizerConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         return {"semantic": TokenStream("semantic", config.vocab_size, config.frame_rate, 1, config.sample_rate)}
-
-    @property
-    def frame_rate(self) -> float:
-        return self.config.frame_rate
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
 
     def num_frames(self, num_samples: int) -> int:
         """The frame contract: floor(num_samples / hop_length)."""
