@@ -88,7 +88,7 @@ def test_tiny_pipeline_with_a_pretrained_codec(checkpoints, corpora, family, tmp
 def _codec_figures_eval_would_compute(pipe):
     from soundstage.plugins.audiolm.evaluation.codec_eval import codec_metrics
     from soundstage.plugins.audiolm.evaluation.phone_eval import semantic_phone_metrics
-    from soundstage.plugins.audiolm.evaluation.utterances import Utterance
+    from soundstage.data.utterances import Utterance
 
     t = np.arange(16000) / 16000
     utterances = [Utterance("tone", (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
