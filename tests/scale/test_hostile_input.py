@@ -127,7 +127,7 @@ def test_checkpoint_of_another_stage_is_refused(tmp_path):
 def test_checkpoint_with_incompatible_config_is_refused(tmp_path):
     """speech_tiny's LMs are validated against 64 semantic tokens; a 32-cluster tokenizer must not slip in."""
     recipe = load_recipe("speech_tiny", [f"stages.semantic.checkpoint={_kmeans(tmp_path, 32)}"])
-    with pytest.raises(CheckpointError, match=r"makes semantic_vocab_size=32 but stages.semantic.config says semantic_vocab_size=64"):
+    with pytest.raises(CheckpointError, match=r"does not make the tokens stages.semantic.config declares: semantic vocab_size: expects 64, gets 32"):
         PipelineRunner(recipe, tmp_path / "run", **QUIET).run(["semantic"])
     ok = load_recipe("speech_tiny", [f"stages.semantic.checkpoint={_kmeans(tmp_path, 64)}"])
     assert [r.status for r in PipelineRunner(ok, tmp_path / "run", **QUIET).run(["semantic"])] == ["reused-checkpoint"]
