@@ -6,7 +6,9 @@ sequences, marks which positions are predicted (the loss mask) and which RVQ lev
 
 - ``SemanticLayout``: [BOS, s_0, s_1, ...], optionally with consecutive duplicates removed.
 - ``CoarseLayout``: [s_0 .. s_{Ts-1}, SEP, c_0^0, c_0^1, .., c_0^{Q'-1}, c_1^0, ...] (frame by frame);
-  loss only on the acoustic part.
+  loss only on the acoustic part. With ``aligned`` semantic conditioning, every position that predicts
+  an acoustic token also gets the semantic id of that token's frame as a condition id (summed into its
+  input embedding), so the model need not learn the alignment from the prefix alone.
 - ``FineLayout``: [coarse levels of a chunk, frame by frame | fine levels Q'..Q-1, frame by frame];
   loss only on the fine part.
 """
@@ -20,25 +22,38 @@ from torch import Tensor
 
 @dataclass
 class LMBatch:
-    """Next-token training tensors, all [B, L]; ``levels`` is -1 where a target is not an RVQ code."""
+    """Next-token training tensors, all [B, L]; ``levels`` is -1 where a target is not an RVQ code;
+    ``conditions``: per-input-position condition ids (0 = none), for layouts that have them."""
 
     inputs: Tensor
     targets: Tensor
     mask: Tensor  # bool: the target counts in the loss
     levels: Tensor
+    conditions: Tensor | None = None
+
+    def crop(self, length: int) -> "LMBatch":
+        """The first ``length`` positions."""
+        cond = None if self.conditions is None else self.conditions[:, :length]
+        return LMBatch(self.inputs[:, :length], self.targets[:, :length], self.mask[:, :length],
+                       self.levels[:, :length], cond)
 
 
-def pack(seqs: list[Tensor], predicted: list[Tensor], levels: list[Tensor]) -> LMBatch:
-    """Right-pad per-sample sequences [L_i] (with per-position predicted flags and levels) into a batch."""
+def pack(seqs: list[Tensor], predicted: list[Tensor], levels: list[Tensor],
+         conditions: list[Tensor] | None = None) -> LMBatch:
+    """Right-pad per-sample sequences [L_i] (with per-position predicted flags, levels and optional
+    condition ids) into a batch."""
     B, L = len(seqs), max(len(s) for s in seqs)
     device = seqs[0].device
     ids = torch.zeros(B, L, dtype=torch.long, device=device)
     pred = torch.zeros(B, L, dtype=torch.bool, device=device)
     lev = torch.full((B, L), -1, dtype=torch.long, device=device)
+    cond = None if conditions is None else torch.zeros(B, L, dtype=torch.long, device=device)
     for b, (s, p, lv) in enumerate(zip(seqs, predicted, levels)):
         ids[b, : len(s)], pred[b, : len(s)], lev[b, : len(s)] = s, p, lv
+        if cond is not None:
+            cond[b, : len(s)] = conditions[b]
     # position t predicts token t+1
-    return LMBatch(ids[:, :-1], ids[:, 1:], pred[:, 1:], lev[:, 1:])
+    return LMBatch(ids[:, :-1], ids[:, 1:], pred[:, 1:], lev[:, 1:], None if cond is None else cond[:, :-1])
 
 
 def flatten_levels(codes: Tensor, offsets: Tensor) -> Tensor:
@@ -64,6 +79,7 @@ class SemanticLayout:
         self.semantic_vocab_size, self.dedup = semantic_vocab_size, dedup
         self.bos = semantic_vocab_size
         self.vocab_size = semantic_vocab_size + 1
+        self.num_conditions = 0
         self.token_range = (0, semantic_vocab_size)  # what generation may sample
 
     def target_range(self, q: int) -> tuple[int, int]:
@@ -98,11 +114,27 @@ class CoarseLayout:
     """[semantic ids | SEP | first Q' RVQ levels, frame by frame]; ids: semantic 0..S-1, SEP = S,
     level q code c -> S + 1 + q*K + c."""
 
-    def __init__(self, semantic_vocab_size: int, codebook_size: int, num_coarse: int) -> None:
+    def __init__(self, semantic_vocab_size: int, codebook_size: int, num_coarse: int,
+                 aligned_rate_ratio: float | None = None) -> None:
+        """``aligned_rate_ratio``: semantic ids per acoustic frame (semantic rate / acoustic rate) when
+        acoustic positions are conditioned on their frame's semantic id; None for the prefix alone."""
         self.semantic_vocab_size, self.codebook_size, self.num_levels = semantic_vocab_size, codebook_size, num_coarse
         self.sep = semantic_vocab_size
         self.offsets = semantic_vocab_size + 1 + codebook_size * torch.arange(num_coarse)
         self.vocab_size = semantic_vocab_size + 1 + num_coarse * codebook_size
+        self.aligned_rate_ratio = aligned_rate_ratio
+        self.num_conditions = semantic_vocab_size if aligned_rate_ratio else 0
+
+    def conditions(self, semantic: Tensor, num_frames: int) -> Tensor:
+        """Condition ids [..., Ts + 1 + Q'*num_frames] of ``encode(semantic, codes)``: position p (which
+        predicts token p + 1) gets 1 + the semantic id of that token's frame; the prefix gets 0 (none).
+        The frame's semantic id is the one whose span contains the frame's start (the last one past the end)."""
+        Ts = semantic.shape[-1]
+        frame = torch.arange(self.num_levels * num_frames + 1, device=semantic.device) // self.num_levels
+        index = (frame * self.aligned_rate_ratio + 1e-6).floor().long().clamp(max=Ts - 1)
+        aligned = semantic[..., index] + 1  # positions Ts .. end
+        prefix = semantic.new_zeros((*semantic.shape[:-1], Ts))
+        return torch.cat([prefix, aligned], dim=-1)
 
     def target_range(self, q: int) -> tuple[int, int]:
         """Ids a target at RVQ level ``q`` is scored against: that level's codes (what generation samples)."""
@@ -142,7 +174,7 @@ class CoarseLayout:
 
     def make_batch(self, batch: dict[str, Tensor]) -> LMBatch:
         """From ``semantic`` [B, Ts], ``acoustic`` [B, Q, Ta] and their ``*_lengths`` [B]."""
-        seqs, pred, lev = [], [], []
+        seqs, pred, lev, cond = [], [], [], []
         s_len, a_len = batch["semantic_lengths"].tolist(), batch["acoustic_lengths"].tolist()
         for b in range(len(s_len)):
             sem, codes = batch["semantic"][b, : s_len[b]], batch["acoustic"][b, : self.num_levels, : a_len[b]]
@@ -150,7 +182,9 @@ class CoarseLayout:
             p, lv = self.predicted(s_len[b], a_len[b], sem.device)
             pred.append(p)
             lev.append(lv)
-        return pack(seqs, pred, lev)
+            if self.num_conditions:
+                cond.append(self.conditions(sem, a_len[b]))
+        return pack(seqs, pred, lev, cond if self.num_conditions else None)
 
 
 class FineLayout:
@@ -162,6 +196,7 @@ class FineLayout:
         self.codebook_size, self.num_coarse, self.num_quantizers = codebook_size, num_coarse, num_quantizers
         self.offsets = codebook_size * torch.arange(num_quantizers)
         self.vocab_size = num_quantizers * codebook_size
+        self.num_conditions = 0
 
     def target_range(self, q: int) -> tuple[int, int]:
         """Ids a target at RVQ level ``q`` is scored against: that level's codes (what generation samples)."""

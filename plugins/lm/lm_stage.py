@@ -86,7 +86,7 @@ class LMStage(Stage):
                 f"{self.max_seq_len()} tokens, more than model.block_size={config.model.block_size}; "
                 f"raise model.block_size or lower window_seconds"
             )
-        return Transformer(config.model, self.layout.vocab_size)
+        return Transformer(config.model, self.layout.vocab_size, self.layout.num_conditions)
 
     def max_seq_len(self) -> int:
         """Length of the longest training sequence (one window)."""
@@ -147,8 +147,8 @@ class LMStage(Stage):
         b = self.layout.make_batch(batch)
         block = self.config.model.block_size
         if b.inputs.shape[1] > block:  # a window rounded up by a frame must not break training
-            b = LMBatch(b.inputs[:, :block], b.targets[:, :block], b.mask[:, :block], b.levels[:, :block])
-        hidden = self.model.features(b.inputs)  # [B, L, C]
+            b = b.crop(block)
+        hidden = self.model.features(b.inputs, conditions=b.conditions)  # [B, L, C]
         scored = per_level_cross_entropy(hidden, self.model.head.weight, b.targets, b.mask, b.levels,
                                          self.layout.target_range)
         return scored[0].mean(), scored, b

@@ -71,8 +71,12 @@ def decode(
     ranges: Sequence[tuple[int, int]],
     sampling: SamplingConfig,
     generator: torch.Generator | None = None,
+    conditions: Tensor | None = None,
 ) -> Tensor:
     """Extend prompt [B, Tp] (Tp >= 1) by len(ranges) tokens -> new ids [B, len(ranges)].
+
+    ``conditions`` [B, Tp + len(ranges)]: the per-position condition ids of a model built with
+    ``num_conditions`` (for the prompt, then for each position a sampled token is fed back at).
 
     Step i samples only from token ids ``ranges[i] = (lo, hi)``, which is how layouts keep each
     position inside its stream's (or RVQ level's) vocabulary. One prefill, then one cached
@@ -88,7 +92,8 @@ def decode(
     model.eval()  # no dropout while generating
     try:
         cache = model.make_cache(B, Tp + n - 1)  # the last sampled token is never fed back
-        logits = model(prompt, cache=cache, pos=0, last_only=True)[:, -1]  # [B, V]
+        cond = (lambda a, b: None) if conditions is None else (lambda a, b: conditions[:, a:b])
+        logits = model(prompt, cache=cache, pos=0, last_only=True, conditions=cond(0, Tp))[:, -1]  # [B, V]
         t, k, p = sampling.temperature, sampling.top_k, sampling.top_p
         steps = enumerate(ranges)
         if _SHOW_PROGRESS.get():
@@ -98,7 +103,7 @@ def decode(
         for i, (lo, hi) in steps:
             out[:, i] = sample(logits[:, lo:hi], t, k, p, generator) + lo
             if i + 1 < n:
-                logits = model(out[:, i : i + 1], cache=cache, pos=Tp + i)[:, -1]
+                logits = model(out[:, i : i + 1], cache=cache, pos=Tp + i, conditions=cond(Tp + i, Tp + i + 1))[:, -1]
     finally:
         model.train(was_training)
     return out

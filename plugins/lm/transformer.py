@@ -183,9 +183,14 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Decoder-only LM: token ids [B, T] -> logits [B, T, vocab_size]."""
+    """Decoder-only LM: token ids [B, T] -> logits [B, T, vocab_size].
 
-    def __init__(self, config: TransformerConfig, vocab_size: int) -> None:
+    ``num_conditions`` > 0 adds a second embedding table: per-position condition ids [B, T] (0 = none,
+    1..num_conditions) whose embeddings are summed with the tokens' (e.g. the semantic id aligned to the
+    frame an acoustic position predicts).
+    """
+
+    def __init__(self, config: TransformerConfig, vocab_size: int, num_conditions: int = 0) -> None:
         super().__init__()
         if config.d_model % config.n_head:
             raise ValueError(f"model.d_model ({config.d_model}) must be divisible by model.n_head ({config.n_head})")
@@ -196,6 +201,7 @@ class Transformer(nn.Module):
         self.config, self.vocab_size = config, vocab_size
         head_dim = config.d_model // config.n_head
         self.embed = nn.Embedding(vocab_size, config.d_model)
+        self.condition = nn.Embedding(num_conditions + 1, config.d_model) if num_conditions else None
         self.drop = make_dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.norm = make_norm(config)
@@ -231,17 +237,24 @@ class Transformer(nn.Module):
         q_pos = torch.arange(pos, pos + T, device=device)
         return torch.arange(Tk, device=device)[None, :] <= q_pos[:, None], False
 
-    def forward(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False) -> Tensor:
+    def forward(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False,
+                conditions: Tensor | None = None) -> Tensor:
         """Logits [B, T, V] for ids [B, T] at positions pos..pos+T (``last_only``: [B, 1, V])."""
-        return self.head(self.features(idx, cache, pos, last_only))
+        return self.head(self.features(idx, cache, pos, last_only, conditions))
 
-    def features(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False) -> Tensor:
+    def features(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False,
+                 conditions: Tensor | None = None) -> Tensor:
         """The final-norm states [B, T, C] that ``head`` maps to logits (``forward`` without the head)."""
         B, T = idx.shape
         if pos + T > self.config.block_size:
             raise ValueError(f"sequence of {pos + T} positions exceeds model.block_size={self.config.block_size}")
+        if (conditions is None) != (self.condition is None):
+            raise ValueError("condition ids are given exactly when the model was built with num_conditions > 0")
         mask, is_causal = self._mask(T, pos, pos + T if cache is not None else T, idx.device)
-        x = self.drop(self.embed(idx))  # [B, T, C]
+        x = self.embed(idx)  # [B, T, C]
+        if conditions is not None:
+            x = x + self.condition(conditions)
+        x = self.drop(x)
         checkpointing = self.config.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
             if checkpointing:

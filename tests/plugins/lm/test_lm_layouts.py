@@ -64,3 +64,23 @@ def test_semantic_layout_dedups_and_predicts_everything_after_bos():
     b = layout.make_batch({"semantic": torch.tensor([[1, 1, 2, 3], [4, 5, 6, 7]]), "semantic_lengths": torch.tensor([4, 4])})
     assert b.mask.sum(1).tolist() == [3, 4]  # the duplicate 1 is gone from row 0; padding is masked
     assert torch.equal(layout.decode(layout.encode(torch.tensor([1, 2, 3]))), torch.tensor([1, 2, 3]))
+
+
+def test_aligned_conditions_give_each_acoustic_prediction_its_frames_semantic_id():
+    # 2 semantic ids per 5 frames would not be whole; use the recipes' 1 semantic id per 2 frames
+    layout = CoarseLayout(semantic_vocab_size=10, codebook_size=16, num_coarse=3, aligned_rate_ratio=0.5)
+    semantic, codes = torch.randint(0, 10, (2, 4)), torch.randint(0, 16, (2, 3, 8))
+    seq, cond = layout.encode(semantic, codes), layout.conditions(semantic, 8)
+    assert cond.shape == seq.shape and layout.num_conditions == 10
+    assert (cond[:, :4] == 0).all()  # the prefix positions predict semantic ids or SEP: no condition
+    for p in range(4, seq.shape[1] - 1):  # position p predicts token p + 1: acoustic token k = p - 4
+        frame = (p - 4) // 3
+        assert torch.equal(cond[:, p], semantic[:, frame // 2] + 1)
+    b = layout.make_batch({"semantic": semantic, "semantic_lengths": torch.tensor([4, 3]),
+                           "acoustic": codes, "acoustic_lengths": torch.tensor([8, 6])})
+    assert b.conditions.shape == b.inputs.shape
+    assert torch.equal(b.conditions[0], cond[0, :-1])
+    assert torch.equal(b.conditions[1, : 3 + 1 + 18 - 1], layout.conditions(semantic[1, :3], 6)[: 3 + 18])
+    assert CoarseLayout(10, 16, 3).num_conditions == 0 and CoarseLayout(10, 16, 3).make_batch(
+        {"semantic": semantic, "semantic_lengths": torch.tensor([4, 4]), "acoustic": codes,
+         "acoustic_lengths": torch.tensor([8, 8])}).conditions is None

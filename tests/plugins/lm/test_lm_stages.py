@@ -134,3 +134,20 @@ def test_recipe_style_configs_validate_with_nested_sections():
     assert cfg.model.n_layer == 2 and cfg.model.block_size == 2304 and cfg.sampling.top_k == 50
     with pytest.raises(RecipeError, match="model.n_layers"):
         build_config(CoarseLMConfig, {"model": {"n_layers": 2}}, where="stages.coarse.config")
+
+
+def test_aligned_semantic_conditioning_learns_a_framewise_mapping_it_applies_to_unseen_ids():
+    """Codes that are a function of their frame's semantic id: the aligned coarse LM learns the function
+    from random sequences and applies it to a semantic sequence it never saw (temperature 0)."""
+    g = torch.Generator().manual_seed(3)
+    semantic = torch.randint(0, SEM_VOCAB, (64, 10), generator=g)
+    frames = semantic.repeat_interleave(2, dim=1)  # AC_RATE = 2 x SEM_RATE
+    acoustic = torch.stack([(frames * 3 + q) % CODEBOOK for q in range(Q)], dim=1)  # [64, Q, 20]
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True))
+    torch.manual_seed(0)
+    trainer = quick_trainer(150, limit_val_batches=1, val_check_interval=150, check_val_every_n_epoch=None)
+    trainer.fit(stage, InMemoryTokens(semantic, acoustic, batch_size=16))
+    unseen = torch.randint(0, SEM_VOCAB, (4, 10), generator=g)
+    expected = torch.stack([(unseen.repeat_interleave(2, dim=1) * 3 + q) % CODEBOOK for q in range(QC)], dim=1)
+    codes = stage.generate(unseen, temperature=0.0)
+    assert (codes == expected).float().mean() > 0.95

@@ -70,3 +70,21 @@ def test_weights_are_tied_and_the_export_round_trips(tmp_path):
     idx = torch.randint(0, stage.layout.vocab_size, (1, 20))
     with torch.no_grad():
         torch.testing.assert_close(loaded(idx), stage.eval()(idx))
+
+
+def test_condition_ids_shift_the_logits_and_cached_decoding_matches_the_full_pass():
+    torch.manual_seed(0)
+    cfg = TransformerConfig(d_model=32, n_layer=2, n_head=4, block_size=48)
+    model = Transformer(cfg, vocab_size=20, num_conditions=5).eval()
+    idx, cond = torch.randint(0, 20, (2, 30)), torch.randint(0, 6, (2, 30))
+    with torch.no_grad():
+        full = model(idx, conditions=cond)
+        other = cond.clone()
+        other[:, 12] = (other[:, 12] + 1) % 6
+        assert not torch.allclose(model(idx, conditions=other)[:, 12], full[:, 12])  # the condition is read
+        cache = model.make_cache(2, 30)
+        steps = [model(idx[:, :7], cache=cache, pos=0, conditions=cond[:, :7])]
+        steps += [model(idx[:, t : t + 1], cache=cache, pos=t, conditions=cond[:, t : t + 1]) for t in range(7, 30)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="condition ids"):
+        model(idx)  # a conditioned model refuses to run without its condition ids
