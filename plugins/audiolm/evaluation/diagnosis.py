@@ -47,13 +47,25 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         None if codec is None or target is None else codec <= target, codec_stage,
         "the codec loses phones: train it longer, or with more RVQ levels / channels")
     target = None if codec is None else RESYNTHESIS_PER_FACTOR * codec
+    ceiling = figures.get("protocol", {}).get("first_levels") or {}
+    first_per, first_levels = _num(ceiling, "per"), ceiling.get("levels")
+    first_stage = roles.get("coarse_lm") or roles.get("soundstorm") or "the acoustic generator"
+    why = ("the acoustic LMs do not follow the semantic tokens (see their validation curves), or the semantic tokens "
+           "carry too little of the phones (see semantic_tokens.pnmi)")
+    if first_per is not None and target is not None:
+        if first_per <= target:  # the first step's levels alone would pass: the first step is what fails
+            why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, within the target: "
+                   f"{first_stage} does not follow the semantic tokens (see its per-level validation accuracy), "
+                   "or the semantic tokens carry too little of the phones (see semantic_tokens.pnmi)")
+        else:
+            why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, above the target: "
+                   "the phones need the later levels too, so both acoustic steps must learn them")
     unreadable = None
     if codec is not None and chance is not None and codec >= 0.5 * chance:
         unreadable = f"the codec's reconstructions are nearly unreadable (PER {codec:.2f}, chance {chance:.2f}): fix the codec first"
     add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
         None if resyn is None or target is None else resyn <= target, " / ".join(acoustic) + " (or the semantic tokens)",
-        "the acoustic LMs do not follow the semantic tokens (see their validation curves), or the semantic tokens "
-        "carry too little of the phones (see semantic_tokens.pnmi)", unreadable)
+        why, unreadable)
     cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")
     target = None if same is None or diff is None else max(VOICE_SHARE * same, diff + VOICE_MARGIN * (same - diff))
     codec_voice = _num(rows, "codec", "speaker_similarity")

@@ -29,7 +29,7 @@ from .ngram_baseline import ngram_baselines
 from .phone_eval import semantic_phone_metrics
 from .phone_recognizer import PhoneRecognizerConfig
 from .plausibility import semantic_perplexity
-from .protocol import ROWS, Clip, ProtocolConfig, generate_rows, score_rows, select_clips
+from .protocol import ROWS, Clip, ProtocolConfig, first_step_levels, generate_rows, score_rows, select_clips
 from .report import write_report
 from .run_dir import LM_ROLES, RunDir
 from .speaker_embedding import SpeakerEmbeddingConfig
@@ -123,7 +123,8 @@ def _protocol(run: RunDir, cfg: EvalConfig, clips: list[Clip], models: EvalModel
     sr = pipeline.sample_rate
     generate_rows(pipeline, clips, cfg.protocol, log)
     log("[eval] scoring: phone error rates and speaker similarities")
-    figures["protocol"] = score_rows(clips, sr, cfg.protocol, models.phones, models.speaker)
+    figures["protocol"] = score_rows(clips, sr, cfg.protocol, models.phones, models.speaker,
+                                     first_step_levels(pipeline.generator))
     if models.phones is None:
         figures["notes"].append("no phoneme timings in the training audio: no phone recognizer, no PER")
     if models.speaker is None:

@@ -9,6 +9,10 @@ Rows, each made from the same held-out clips (cut to one common length so genera
 - ``continuation``: the semantic LM continues the prompt, then the acoustic stages (no reference text).
 Columns: phone error rate (PER, against the corpus' phoneme timings), speaker similarity of the
 part after the prompt to the prompt, and acoustic consistency (its first second vs its last second).
+
+Beside the table, ``first_levels``: the codec's reconstruction from only the RVQ levels the acoustic
+generator's first step makes (the coarse LM's levels; SoundStorm's level 0), the rest dropped. It is
+the content ceiling of that step, so a failed resynthesis can be blamed on it or on the later levels.
 """
 from __future__ import annotations
 
@@ -24,6 +28,12 @@ from .phone_recognizer import PhoneRecognizer, phone_error_rate, phone_sequence
 from .speaker_embedding import SpeakerEmbedding
 
 ROWS = ("original", "codec", "resynthesis", "resynthesis_prompted", "continuation")
+FIRST_LEVELS = "codec_first_levels"  # the clip output that holds the first-step ceiling (not a table row)
+
+
+def first_step_levels(generator: Any) -> int:
+    """RVQ levels the acoustic generator makes in its first step: the coarse LM's, or SoundStorm's level 0."""
+    return 1 if generator.soundstorm is not None else int(generator.coarse_lm.config.num_coarse_quantizers)
 
 
 @dataclass
@@ -89,14 +99,17 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
         log(f"[eval] generating the protocol rows for clips {start + 1}-{start + len(batch)} of {len(clips)}")
         wave = torch.from_numpy(np.stack([c.wave for c in batch])).to(device)  # [B, T]
         rng = torch.Generator(device=device).manual_seed(cfg.seed + start)
-        codec = gen.codec.decode(gen.codec.encode(wave, num_quantizers=Q))
+        codes = gen.codec.encode(wave, num_quantizers=Q)
+        codec = gen.codec.decode(codes)
+        first = gen.codec.decode(codes[:, : first_step_levels(gen)])
         ids = gen.semantic_tokenizer.encode(wave)  # [B, Ts]
         resyn = gen.from_semantic(ids, generator=rng)
         prompted = gen.from_semantic(ids, generator=rng, prompt=wave[:, :prompt_n])
         cont = gen.continue_audio(wave[:, :prompt_n], cfg.continuation_seconds, include_prompt=False, generator=rng)
         for i, c in enumerate(batch):
             c.outputs = {"original": c.wave, "codec": _np(codec[i]), "resynthesis": _np(resyn[i]),
-                         "resynthesis_prompted": _np(prompted[i]), "continuation": _np(cont[i])}
+                         "resynthesis_prompted": _np(prompted[i]), "continuation": _np(cont[i]),
+                         FIRST_LEVELS: _np(first[i])}
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -109,9 +122,10 @@ def _after_prompt(row: str, wave: np.ndarray, prompt_n: int) -> np.ndarray:
 
 
 def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones: PhoneRecognizer | None,
-               speaker: SpeakerEmbedding | None) -> dict[str, Any]:
+               speaker: SpeakerEmbedding | None, first_levels: int | None = None) -> dict[str, Any]:
     """The table: per row PER (whole clip and after the prompt), speaker similarity to the prompt, consistency;
-    plus the references (same speaker = ceiling, different speaker = chance, mismatched transcripts = PER chance)."""
+    plus the references (same speaker = ceiling, different speaker = chance, mismatched transcripts = PER chance)
+    and, given ``first_levels``, the first-step ceiling (PER of the reconstruction from those levels)."""
     prompt_n = int(cfg.prompt_seconds * sample_rate)
     edge = int(cfg.consistency_seconds * sample_rate)
     table: dict[str, Any] = {row: {} for row in ROWS}
@@ -146,7 +160,11 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
         pairs = [(i, j) for i, j in pairs if j is not None]
         if pairs:
             refs["different_speaker"] = _mean(speaker.similarity([prompts[i] for i, _ in pairs], [rests[j] for _, j in pairs]))
-    return {"rows": table, "references": refs, "clips": len(clips),
+    ceiling: dict[str, Any] = {}
+    if first_levels is not None and phones is not None and all(FIRST_LEVELS in c.outputs for c in clips):
+        hyp = phones.transcribe([torch.from_numpy(c.outputs[FIRST_LEVELS]) for c in clips])
+        ceiling = {"levels": first_levels, "per": phone_error_rate(hyp, [c.phones for c in clips])}
+    return {"rows": table, "references": refs, "first_levels": ceiling, "clips": len(clips),
             "clip_seconds": round(len(clips[0].wave) / sample_rate, 3) if clips else 0.0,
             "prompt_seconds": cfg.prompt_seconds, "continuation_seconds": cfg.continuation_seconds}
 

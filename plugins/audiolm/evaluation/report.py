@@ -86,6 +86,10 @@ def _protocol_table(protocol: dict[str, Any]) -> str:
         f"<td class='num'>{_fmt(rows.get(r, {}).get('speaker_similarity'))}</td>"
         f"<td class='num'>{_fmt(rows.get(r, {}).get('consistency'))}</td></tr>" for r in ROWS)
     plaus = protocol.get("semantic_plausibility", {})
+    first = protocol.get("first_levels") or {}
+    ceiling = (f" The codec's reconstruction from only its first {first['levels']} RVQ level(s), the ones the acoustic "
+               f"generator makes first, reads at PER {_fmt(first.get('per'))}: the content ceiling of that step."
+               if first.get("levels") else "")
     return (
         f"<h2>AudioLM's table ({protocol.get('clips')} held-out clips of {_fmt(protocol.get('clip_seconds'))} s, "
         f"{_fmt(protocol.get('prompt_seconds'))} s prompts)</h2><table>{head}{body}</table>"
@@ -94,7 +98,7 @@ def _protocol_table(protocol: dict[str, Any]) -> str:
         f"original {_fmt(rows.get('original', {}).get('per'))} (floor), each transcript scored against another clip's "
         f"phones {_fmt(refs.get('per_mismatched_transcripts'))} (chance). Semantic-LM perplexity of the continuations "
         f"{_fmt(plaus.get('continuation_ppl'))} vs of the real audio after the same prompts {_fmt(plaus.get('real_ppl'))} "
-        f"(ratio {_fmt(plaus.get('ratio'))}).</p>"
+        f"(ratio {_fmt(plaus.get('ratio'))}).{html.escape(ceiling)}</p>"
     )
 
 

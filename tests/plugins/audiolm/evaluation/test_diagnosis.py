@@ -44,3 +44,14 @@ def test_an_unreadable_codec_blocks_the_checks_downstream_of_it():
 def test_missing_figures_are_not_measured():
     checks = diagnose({})
     assert checks and all(c["passed"] is None and c["value"] is None for c in checks)
+
+
+def test_the_first_steps_ceiling_says_which_acoustic_step_fails():
+    figures = _figures(0.18, 0.5, 0.85, 0.8, 30.0)
+    figures["roles"] = {"codec": "codec", "coarse_lm": "coarse_lm", "fine_lm": "fine_lm", "semantic_lm": "semantic_lm"}
+    figures["protocol"]["first_levels"] = {"levels": 3, "per": 0.2}  # the coarse levels alone read well
+    why = _by_stage(diagnose(figures))["resynthesis"]["if_failed"]
+    assert "first 3 level(s) alone read at PER 0.20, within the target" in why and "coarse_lm does not follow" in why
+    figures["protocol"]["first_levels"] = {"levels": 1, "per": 0.6}
+    why = _by_stage(diagnose(figures))["resynthesis"]["if_failed"]
+    assert "above the target" in why and "later levels" in why

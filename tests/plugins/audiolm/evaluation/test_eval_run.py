@@ -137,6 +137,7 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
         assert -1 <= row["speaker_similarity"] <= 1
     assert -1 <= protocol["references"]["same_speaker"] <= 1 and "per_mismatched_transcripts" in protocol["references"]
     assert protocol["semantic_plausibility"]["tokens"] > 0
+    assert protocol["first_levels"]["levels"] == 2 and 0 <= protocol["first_levels"]["per"]
     checks = {c["stage"]: c for c in figures["diagnosis"]}
     assert {"codec", "coarse_lm", "semantic_lm", "evaluation"} <= set(checks)
     for c in figures["diagnosis"]:  # two steps of training: each check measured, and judged unless an upstream one fails
@@ -180,4 +181,5 @@ def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
     assert set(figures["lm"]) == {"semantic_lm", "soundstorm"} and figures["lm"]["soundstorm"]["batches"] >= 1
     rows = figures["protocol"]["rows"]
     assert 0 <= rows["resynthesis"]["per"] and -1 <= rows["continuation"]["speaker_similarity"] <= 1
+    assert figures["protocol"]["first_levels"]["levels"] == 1  # SoundStorm makes level 0 first
     assert any(c["stage"] == "soundstorm" for c in figures["diagnosis"])  # the voice check names the generator
