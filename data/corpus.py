@@ -30,7 +30,7 @@ def corpus_params(data_cfg: "DataConfig") -> dict[str, Any]:
     if data_cfg.corpus not in CORPORA:
         raise ValueError(f"data.corpus must be one of {CORPORA}, got {data_cfg.corpus!r}")
     check_corpus_size(data_cfg.hours, data_cfg.sample_rate, data_cfg.val_fraction)
-    return {
+    params = {
         "corpus": data_cfg.corpus,
         "hours": float(data_cfg.hours),
         "sample_rate": int(data_cfg.sample_rate),
@@ -38,13 +38,18 @@ def corpus_params(data_cfg: "DataConfig") -> dict[str, Any]:
         "seed": int(data_cfg.corpus_seed),
         "version": CORPUS_VERSION,
     }
+    engine = getattr(data_cfg, "engine", "espeak")
+    if data_cfg.corpus == "speech" and engine != "espeak":  # espeak corpora keep the keys they always had
+        params["engine"] = engine
+    return params
 
 
 def corpus_dir(data_cfg: "DataConfig") -> Path:
     """Where the corpus for ``data_cfg`` lives (whether or not it exists yet)."""
     params = corpus_params(data_cfg)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"{params['corpus']}-{params['sample_rate']}hz-{params['hours']:g}h-seed{params['seed']}-{digest}"
+    kind = "-".join(filter(None, (params["corpus"], params.get("engine"))))  # speech, speech-kokoro, music
+    name = f"{kind}-{params['sample_rate']}hz-{params['hours']:g}h-seed{params['seed']}-{digest}"
     return Path(os.path.expanduser(data_cfg.cache_dir)) / name
 
 
@@ -65,7 +70,7 @@ def generate_corpus(out_dir: str | Path, params: dict[str, Any], progress: bool 
     if params["corpus"] == "speech":
         from .speech_corpus import synthesize_speech
 
-        return synthesize_speech(out_dir, **common)
+        return synthesize_speech(out_dir, **common, engine=params.get("engine", "espeak"))
     from .music_corpus import synthesize_music
 
     return synthesize_music(out_dir, **common)

@@ -59,6 +59,7 @@ class Utterance:
     sample_rate: int
     phonemes: list[dict] = field(default_factory=list)  # {"phoneme", "start", "end"} seconds
     words: list[dict] = field(default_factory=list)  # {"start", "text_position", "length"}
+    phoneme_words: list[int] = field(default_factory=list)  # per phoneme: the index of its word in ``words``
 
 
 class Espeak:
@@ -127,7 +128,7 @@ class Espeak:
             samples, events = self._synth_forked(*args) if hasattr(os, "fork") else self._synth_here(*args)
         wave = samples.astype(np.float32) / 32768.0
         duration = len(wave) / self.sample_rate
-        return Utterance(wave, self.sample_rate, _phoneme_spans(events, duration), _words(events))
+        return Utterance(wave, self.sample_rate, _phoneme_spans(events, duration), _words(events), _phoneme_words(events))
 
     def _synth_forked(self, *args) -> tuple[np.ndarray, list]:
         """Synthesise in a forked child so this process's espeak state stays pristine.
@@ -198,6 +199,18 @@ def _phoneme_spans(events: list[tuple], duration: float) -> list[dict]:
         end = starts[i + 1][0] if i + 1 < len(starts) else duration
         spans.append({"phoneme": name, "start": round(start, 4), "end": round(max(end, start), 4)})
     return spans
+
+
+def _phoneme_words(events: list[tuple]) -> list[int]:
+    """The word of each phoneme of :func:`_phoneme_spans`: espeak sends a word's event before its phonemes'
+    (times alone are ambiguous: a word may be stamped at the start of the previous word's last phoneme)."""
+    out, word = [], -1
+    for kind, _, name, _, _ in events:
+        if kind == _EVENT_WORD:
+            word += 1
+        elif kind == _EVENT_PHONEME and name.strip() and not name.startswith("("):
+            out.append(max(word, 0))
+    return out
 
 
 def _words(events: list[tuple]) -> list[dict]:

@@ -68,6 +68,8 @@ def stage_inputs(recipe: "Recipe", plan: "StagePlan", upstream_products: dict[st
 def data_inputs(recipe: "Recipe") -> dict[str, Any]:
     """The dataset keys that change the audio a stage sees, and the sizes of local user shards."""
     data = {k: v for k, v in config_to_dict(recipe.data).items() if k not in NOT_RESULT_DATA_KEYS}
+    if data.get("engine") == "espeak" or recipe.data.train_shards or recipe.data.corpus != "speech":
+        data.pop("engine", None)  # added later: only a non-default reader of the speech corpus is an input
     if recipe.data.train_shards:
         data["shard_sizes"] = _shard_sizes(recipe.data.train_shards, recipe.data.val_shards)
     return data

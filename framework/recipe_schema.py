@@ -1,11 +1,14 @@
 """Typed schema of a recipe's top-level sections (``data``, ``trainer``, ``stages.<name>``)."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .config import RangeError, check_ranges
 from .trainer import TrainerConfig
+
+SPEECH_ENGINES = ("espeak", "kokoro")  # the readers of the embedded speech corpus (soundstage.data.speech_corpus)
 
 
 @dataclass
@@ -18,6 +21,7 @@ class DataConfig:
 
     sample_rate: int = 16000
     corpus: str = "speech"  # embedded corpus used when no shards are given: speech | music
+    engine: str = "espeak"  # what reads the speech corpus: espeak (formant) | kokoro (natural voices; the natural extra)
     hours: float = 0.05  # size of the embedded corpus to synthesise
     val_fraction: float = 0.1  # share of the embedded corpus (by voice / piece) held out
     corpus_seed: int = 0
@@ -36,6 +40,11 @@ class DataConfig:
                      non_negative=("num_workers", "shuffle_buffer", "remote_retries"))
         if not 0 <= self.val_fraction < 1:
             raise RangeError("val_fraction", f"must be within [0, 1), got {self.val_fraction}", type(self))
+        if self.engine not in SPEECH_ENGINES:
+            close = difflib.get_close_matches(str(self.engine), SPEECH_ENGINES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RangeError("engine", f"unknown speech engine {self.engine!r}: one of {', '.join(SPEECH_ENGINES)}{hint}",
+                             type(self))
 
 
 @dataclass
