@@ -2,7 +2,7 @@
 
 The timings are the model's own: Kokoro expands each input symbol to a predicted number of
 frames (600 samples at 24 kHz each), which the extended graph returns, so a phoneme starts at the
-first frame of its first symbol. Spaces and punctuation between words belong to the phoneme before
+first frame of its first symbol, less the decoder's constant lead (``LEAD_FRAMES``). Spaces and punctuation between words belong to the phoneme before
 them, as pauses do in the espeak corpus: a phoneme ends where the next starts, the last at the end.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import FRAME_SAMPLES, MAX_TOKENS, SAMPLE_RATE, get_kokoro
+from .model import FRAME_SAMPLES, LEAD_FRAMES, MAX_TOKENS, SAMPLE_RATE, get_kokoro
 from .phonemes import Phonemized, phonemize
 from .voices import NaturalVoice
 
@@ -54,7 +54,8 @@ def skip_reason(ph: Phonemized) -> str | None:
 def phoneme_spans(ph: Phonemized, durations: np.ndarray, total_seconds: float) -> list[dict]:
     """{"phoneme", "start", "end"} in seconds from the per-symbol frames (``durations[0]``: the start pad)."""
     frame_starts = np.concatenate([[0], np.cumsum(durations)])  # symbol k starts at frame_starts[k + 1]
-    starts = [float(frame_starts[a + 1]) * FRAME_SAMPLES / SAMPLE_RATE for a, _ in ph.token_ranges]
+    starts = [max(0.0, float(frame_starts[a + 1]) - LEAD_FRAMES) * FRAME_SAMPLES / SAMPLE_RATE
+              for a, _ in ph.token_ranges]
     spans = []
     for i, (name, start) in enumerate(zip(ph.phonemes, starts)):
         end = starts[i + 1] if i + 1 < len(starts) else total_seconds

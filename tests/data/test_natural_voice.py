@@ -172,6 +172,7 @@ def _median_f0(audio: np.ndarray, sr: int = 24000) -> float:
 def test_a_few_seconds_of_natural_voice_corpus(tmp_path):
     indexes = synthesize_speech(tmp_path, hours=0.0015, seed=0, sample_rate=16000, engine="kokoro", progress=False)
     voices = {split: set(index["voices"]) for split, index in indexes.items()}
+    loudness: dict[str, list[float]] = {}
     assert not voices["train"] & voices["val"]  # whole voices held out
     for split, index in indexes.items():
         assert index["engine"] == "kokoro" and index["num_samples"] >= 1
@@ -189,3 +190,10 @@ def test_a_few_seconds_of_natural_voice_corpus(tmp_path):
             assert starts == sorted(starts) and all(p["end"] >= p["start"] for p in spans)
             assert all(a["end"] == b["start"] for a, b in zip(spans, spans[1:]))  # contiguous
             assert 0 < spans[0]["start"] < 1.0 and abs(spans[-1]["end"] - duration) < 0.01  # cover the speech
+            loudness.update({p["phoneme"].strip("ˈˌ")[:1]: [] for p in spans})
+            for p in spans:  # the spans sit on their sounds: vowels are louder than voiceless fricatives
+                seg = wave[int(p["start"] * sr): int(p["end"] * sr)]
+                loudness[p["phoneme"].strip("ˈˌ")[:1]].append(float(np.sqrt(np.mean(seg**2))) if len(seg) else 0.0)
+    vowels = [r for c, rs in loudness.items() if c in "aeiouyæɑɒɔəɛɜɪʊʌøœɐ" for r in rs]
+    fricatives = [r for c, rs in loudness.items() if c in "sʃfθhxç" for r in rs]
+    assert vowels and fricatives and np.mean(vowels) > 1.5 * np.mean(fricatives)
