@@ -4,9 +4,10 @@ The same ``--n`` English sentences of the corpus are read by the espeak engine (
 turn, each at its own rate and pitch) and by the kokoro engine (its English voices in turn: the five
 styles and the blends), at 16 kHz, and transcribed by pocketsphinx 5 with its bundled en-us model
 (``pip install pocketsphinx``). Reports the word error rate of each (edits / reference words, over
-all utterances) and a few transcripts.
+all utterances; also by accent) and a few transcripts; ``--styles`` adds each of the five
+shipped styles alone reading American English.
 
-    python benchmarks/natural_voice_wer.py [--n 20] [--engines espeak kokoro]
+    python benchmarks/natural_voice_wer.py [--n 20] [--engines espeak kokoro] [--styles]
 
 Prints one JSON object. The kokoro engine needs the natural extra (pip install 'soundstage[natural]').
 """
@@ -81,31 +82,54 @@ def kokoro_reader(texts: list[str]):
 READERS = {"espeak": espeak_reader, "kokoro": kokoro_reader}
 
 
-def measure(engine: str, texts: list[str], transcribe) -> dict:
-    edits = ref_words = 0
+def style_reader(style: str):
+    """A kokoro reader of one shipped style as it is (American English, speed and pitch 1)."""
+    def read(texts: list[str]):
+        from soundstage.data.natural_voice.synth import synth_natural
+        from soundstage.data.natural_voice.voices import pure
+
+        v = pure(style)
+        for text in texts:
+            plan = {"voice": v.name, "language": "en", "accent": v.accent, "text": text, "speed": 1.0, "pitch": 1.0,
+                    "style_weights": list(v.weights)}
+            yield v.name, synth_natural(plan, SAMPLE_RATE)[0]
+    return read
+
+
+def measure(reader, texts: list[str], transcribe) -> dict:
+    edits, ref_words, by_accent = 0, 0, {}
     examples = []
-    for text, (voice, wave) in zip(texts, READERS[engine](texts)):
+    for text, (voice, wave) in zip(texts, reader(texts)):
         hyp = transcribe(wave)
         ref = words(text)
-        edits += edit_distance(ref, words(hyp))
+        e = edit_distance(ref, words(hyp))
+        edits += e
         ref_words += len(ref)
+        accent = voice.split("-")[1] + "-" + voice.split("-")[2] if voice.startswith("kokoro-") else voice.split("+")[0]
+        acc = by_accent.setdefault(accent, [0, 0])
+        acc[0], acc[1] = acc[0] + e, acc[1] + len(ref)
         if len(examples) < 4:
             examples.append({"voice": voice, "text": text, "heard": hyp})
     return {"wer": round(edits / ref_words, 3), "utterances": len(texts), "reference_words": ref_words,
-            "examples": examples}
+            "wer_by_accent": {a: round(e / n, 3) for a, (e, n) in sorted(by_accent.items())}, "examples": examples}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20, help="sentences (each engine reads the same ones)")
     parser.add_argument("--engines", nargs="+", default=["espeak", "kokoro"], choices=sorted(READERS))
+    parser.add_argument("--styles", action="store_true", help="also each of Kokoro's five styles alone")
     args = parser.parse_args()
     pool = sentences("en")
     texts = list(pool[:: max(1, len(pool) // args.n)][: args.n])
     transcribe = recognizer()
     out = {"recognizer": "pocketsphinx 5 (bundled en-us model)", "sample_rate": SAMPLE_RATE}
     for engine in args.engines:
-        out[engine] = measure(engine, texts, transcribe)
+        out[engine] = measure(READERS[engine], texts, transcribe)
+    if args.styles:
+        from soundstage.data.natural_voice.voices import STYLES
+
+        out["kokoro_styles"] = {s: measure(style_reader(s), texts, transcribe)["wer"] for s in STYLES}
     print(json.dumps(out, indent=2))
 
 

@@ -9,7 +9,9 @@ reported in ``missing``; the caller skips such utterances.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # The espeak voice that phonemizes each accent a natural voice can have.
 ACCENTS: dict[str, tuple[str, str]] = {  # accent -> (text language, espeak voice)
@@ -31,14 +33,24 @@ _AMERICAN = {"ɜː": "ɜɹ", "ɪə": "iə"}
 _BRITISH = {"eə": "ɛː", "iə": "ɪə"}
 
 
-def respell(phoneme: str, accent: str) -> str:
-    """One espeak IPA phoneme (stress mark included) in Kokoro's symbols for ``accent``."""
-    stress = "".join(c for c in phoneme if c in STRESS)
-    core = "".join(c for c in phoneme if c not in STRESS and c != "-")  # "-": espeak's liaison mark (fr)
+@lru_cache(maxsize=None)
+def _table(accent: str) -> tuple[dict[str, str], re.Pattern]:
     english = accent.startswith("en")
     table = {**_COMMON, **(_ENGLISH if english else {}),
              **(_AMERICAN if accent == "en-us" else _BRITISH if accent == "en-gb" else {})}
-    core = table.get(core, core)
+    return table, re.compile("|".join(map(re.escape, sorted(table, key=len, reverse=True))))
+
+
+def respell(phoneme: str, accent: str) -> str:
+    """One espeak IPA phoneme (stress mark included) in Kokoro's symbols for ``accent``.
+
+    Replacements apply inside a phoneme too, longest first and in one pass (espeak's ``aɪə`` is ``Iə``).
+    """
+    stress = "".join(c for c in phoneme if c in STRESS)
+    core = "".join(c for c in phoneme if c not in STRESS and c != "-")  # "-": espeak's liaison mark (fr)
+    english = accent.startswith("en")
+    table, pattern = _table(accent)
+    core = pattern.sub(lambda m: table[m.group(0)], core)
     if english:
         core = core.replace("ʲ", "")
         if accent == "en-us":
