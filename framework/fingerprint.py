@@ -65,6 +65,35 @@ def stage_inputs(recipe: "Recipe", plan: "StagePlan", upstream_products: dict[st
     return inputs
 
 
+def without_added_defaults(recorded: dict[str, Any] | None, inputs: dict[str, Any], config: Any) -> dict[str, Any]:
+    """``inputs`` less the config keys that ``recorded`` lacks and that hold their default value: fields a
+    newer soundstage added (defaults keep the old behaviour), so upgrading does not make finished stages stale."""
+    old = (recorded or {}).get("config")
+    if not isinstance(old, dict) or not isinstance(inputs.get("config"), dict):
+        return inputs
+    try:
+        defaults = config_to_dict(type(config)())
+    except Exception:  # a config class without defaults for every field: compare as recorded
+        return inputs
+
+    def strip(old_part: dict, new_part: dict, default_part: Any) -> dict:
+        out = {}
+        for key, value in new_part.items():
+            default = default_part.get(key, _MISSING) if isinstance(default_part, dict) else _MISSING
+            if key not in old_part:
+                if value == default:
+                    continue
+            elif isinstance(value, dict) and isinstance(old_part[key], dict):
+                value = strip(old_part[key], value, default)
+            out[key] = value
+        return out
+
+    return {**inputs, "config": strip(old, inputs["config"], defaults)}
+
+
+_MISSING = object()
+
+
 def data_inputs(recipe: "Recipe") -> dict[str, Any]:
     """The dataset keys that change the audio a stage sees, and the sizes of local user shards."""
     data = {k: v for k, v in config_to_dict(recipe.data).items() if k not in NOT_RESULT_DATA_KEYS}

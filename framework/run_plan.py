@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 from .errors import SoundstageError
-from .fingerprint import differences, fingerprint, stage_inputs
+from .fingerprint import differences, fingerprint, stage_inputs, without_added_defaults
 
 if TYPE_CHECKING:
     from .runner import PipelineRunner
@@ -121,8 +121,10 @@ def _changes(runner: "PipelineRunner", name: str) -> list[str]:
     done = runner.done_marker(name)
     plan = runner.recipe.stages[name]
     inputs = stage_inputs(runner.recipe, plan, {d: runner.product(d) for d in plan.needs})
-    if done.get("fingerprint") == fingerprint(inputs) and "inputs" in done:
-        return []
+    if "inputs" in done:
+        inputs = without_added_defaults(done["inputs"], inputs, plan.config)
+        if done.get("fingerprint") == fingerprint(inputs):
+            return []
     return differences(done.get("inputs"), inputs) or ["its recorded fingerprint does not match"]
 
 
@@ -136,7 +138,8 @@ def _resume_changes(runner: "PipelineRunner", name: str) -> list[str]:
         return None if inputs is None else {k: v for k, v in inputs.items() if k != "trainer"}
 
     recorded = runner.started_inputs(name)
-    return differences(without_trainer(recorded), without_trainer(runner.inputs(name)), what="its last.ckpt")
+    current = without_added_defaults(recorded, runner.inputs(name), runner.recipe.stages[name].config)
+    return differences(without_trainer(recorded), without_trainer(current), what="its last.ckpt")
 
 
 def _needed_by(plans: dict, selected: Sequence[str]) -> set[str]:

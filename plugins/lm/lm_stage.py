@@ -20,6 +20,7 @@ from soundstage.trainer import time_progress
 from .layouts import LMBatch
 from .level_loss import per_level_cross_entropy
 from .metrics import TokenMetrics
+from .input_noise import corrupt_history
 from .sampling import SamplingConfig
 from .transformer import Transformer, TransformerConfig
 
@@ -53,10 +54,14 @@ class LMConfig(StageConfig):
     # Acoustic stages log this many seconds of generated audio to TensorBoard at each validation
     # when a codec is among the stage's needs (0 = off).
     preview_seconds: float = 2.0
+    # Share of the RVQ-code inputs replaced by random codes of their level in training (targets kept):
+    # the model learns not to copy its own history, which generation feeds it errors included
+    # (input_noise.py). 0 = off, as in the paper.
+    input_noise: float = 0.0
 
     def __post_init__(self) -> None:
         check_ranges(self, at_least_one=("batch_size", "batches_per_epoch"), positive=("window_seconds",),
-                     non_negative=("preview_seconds",))
+                     non_negative=("preview_seconds",), fraction=("input_noise",))
 
 
 class LMStage(Stage):
@@ -148,7 +153,10 @@ class LMStage(Stage):
         block = self.config.model.block_size
         if b.inputs.shape[1] > block:  # a window rounded up by a frame must not break training
             b = b.crop(block)
-        hidden = self.model.features(b.inputs, conditions=b.conditions)  # [B, L, C]
+        inputs = b.inputs
+        if self.training and self.config.input_noise > 0:
+            inputs = corrupt_history(inputs, b.levels, self.config.input_noise, self.layout.level_range)
+        hidden = self.model.features(inputs, conditions=b.conditions)  # [B, L, C]
         scored = per_level_cross_entropy(hidden, self.model.head.weight, b.targets, b.mask, b.levels,
                                          self.layout.target_range)
         return scored[0].mean(), scored, b

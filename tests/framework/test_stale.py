@@ -166,3 +166,18 @@ def test_an_interrupted_stage_whose_upstream_is_retrained_is_stale(tmp_path):
                                               r"; retrain them with --restart second,third"):
         _run(run_dir, restart=["second"])
     assert (run_dir / "third" / "checkpoints" / "last.ckpt").is_file()  # refused before anything was removed
+
+
+def test_a_config_field_added_since_at_its_default_keeps_finished_stages_done(done_chain):
+    """The last stage's marker as written before ``step_delay_s`` existed (by an older soundstage)."""
+    from soundstage.fingerprint import fingerprint
+
+    done_file = done_chain / "third" / "done.json"
+    done = json.loads(done_file.read_text())
+    del done["inputs"]["config"]["step_delay_s"]
+    done["fingerprint"] = fingerprint(done["inputs"])
+    done_file.write_text(json.dumps(done))
+    assert _run(done_chain) == {"first": "skipped", "second": "skipped", "third": "skipped"}
+    # set away from its default, the new field is a change like any other
+    with pytest.raises(SoundstageError, match=r"third \(config keys changed: step_delay_s\)"):
+        _run(done_chain, "stages.third.config.step_delay_s=0.01")
