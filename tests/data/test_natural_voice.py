@@ -94,11 +94,22 @@ def test_the_engine_is_part_of_the_corpus_cache_key():
     assert corpus_dir(DataConfig(corpus="music", engine="kokoro")) == corpus_dir(DataConfig(corpus="music"))
 
 
+def test_only_a_non_default_engine_enters_a_stage_fingerprint():
+    from soundstage.fingerprint import data_inputs
+    from soundstage.recipe import load_recipe
+
+    default = data_inputs(load_recipe("speech_tiny"))
+    assert "engine" not in default  # runs finished before the key existed stay valid
+    assert data_inputs(load_recipe("speech_tiny", ["data.engine=espeak"])) == default
+    assert data_inputs(load_recipe("speech_tiny", ["data.engine=kokoro"])) == {**default, "engine": "kokoro"}
+
+
 def test_espeak_phonemes_respelled_in_kokoro_symbols():
     assert respell("ˈoʊ", "en-us") == "ˈO" and respell("əʊ", "en-gb") == "Q"
     assert respell("dʒ", "en-us") == "ʤ" and respell("ts", "de") == "ʦ"
     assert respell("ɜː", "en-us") == "ɜɹ" and respell("ɜː", "en-gb") == "ɜː"
     assert respell("ˌɑ̃", "fr") == "ˌɑ̃" and respell("a-", "fr") == "a"
+    assert respell("ˈaɪə", "en-us") == "ˈIə" and respell("aɪɚ", "en-us") == "Iəɹ"  # inside a phoneme too
 
 
 def test_a_missing_extra_names_the_pip_command(monkeypatch):
