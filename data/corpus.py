@@ -70,7 +70,10 @@ def generate_corpus(out_dir: str | Path, params: dict[str, Any], progress: bool 
     if params["corpus"] == "speech":
         from .speech_corpus import synthesize_speech
 
-        return synthesize_speech(out_dir, **common, engine=params.get("engine", "espeak"))
+        engine = params.get("engine", "espeak")
+        # Kokoro reads about one audio second per CPU second: one process per core (the corpus is the same).
+        workers = (os.cpu_count() or 1) if engine == "kokoro" and (os.cpu_count() or 1) > 1 else 0
+        return synthesize_speech(out_dir, **common, engine=engine, num_workers=workers)
     from .music_corpus import synthesize_music
 
     return synthesize_music(out_dir, **common)
