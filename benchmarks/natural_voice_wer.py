@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 
 import numpy as np
 
 from soundstage.data.speech_corpus import all_voices, sentences, synth_utterance
+from soundstage.plugins.audiolm.evaluation.word_error import WordRecognizer, words
 
 SAMPLE_RATE = 16000
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation (apostrophes kept)."""
-    return re.findall(r"[a-z']+", text.lower())
 
 
 def edit_distance(ref: list[str], hyp: list[str]) -> int:
@@ -40,20 +35,9 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 
 def recognizer():
-    """pocketsphinx's decoder with its bundled US English model, as a function wave [T] -> text."""
-    from pocketsphinx import Decoder
-
-    decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
-
-    def transcribe(wave: np.ndarray) -> str:
-        pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16).tobytes()
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        hyp = decoder.hyp()
-        return hyp.hypstr if hyp else ""
-
-    return transcribe
+    """pocketsphinx with its bundled US English model, as a function wave [T] (16 kHz) -> text."""
+    rec = WordRecognizer(SAMPLE_RATE)
+    return lambda wave: " ".join(rec.transcribe(wave))
 
 
 def espeak_reader(texts: list[str]):

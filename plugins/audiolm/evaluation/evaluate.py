@@ -16,6 +16,7 @@ from typing import Any, Callable
 import torch
 
 from soundstage.checkpoint import write_json_atomic
+from soundstage.errors import SoundstageError
 from soundstage.data.audio_io import write_wav
 from soundstage.data.utterances import Utterance, read_utterances
 
@@ -33,6 +34,7 @@ from .protocol import ROWS, Clip, ProtocolConfig, first_step_levels, generate_ro
 from .report import write_report
 from .run_dir import LM_ROLES, RunDir
 from .speaker_embedding import SpeakerEmbeddingConfig
+from .word_error import WordRecognizer, english_texts, word_error_rows
 
 EVAL_DIR = "eval"
 
@@ -51,6 +53,7 @@ class EvalConfig:
     max_train_utterances: int = 4000  # training utterances the measuring models learn from
     cache_dir: str = "~/.cache/soundstage/eval_models"
     media_clips: int = 6  # clips with audio players and spectrograms in the report
+    word_utterances: int = 8  # whole held-out English utterances with text for the word error rates (0 = off)
     acoustic: str | None = None  # coarse_fine | soundstorm, for a run that trained both (default: coarse_fine)
     device: str = "cpu"
     seed: int = 0
@@ -84,7 +87,7 @@ def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Cal
     figures["measuring_models"] = models.facts
     clips = select_clips(held_out, sr, cfg.protocol)
     if clips:
-        _protocol(run, cfg, clips, models, figures, log)
+        _protocol(run, cfg, clips, models, figures, log, held_out)
     else:
         figures["notes"].append(
             f"no held-out utterance with voice, phonemes and at least {cfg.protocol.prompt_seconds + cfg.protocol.min_generated_seconds} s: "
@@ -115,8 +118,25 @@ def _lm_figures(run: RunDir, cfg: EvalConfig, log: Callable[[str], None]) -> dic
     return out
 
 
+def _words(pipeline: Any, held_out: list[Utterance], cfg: EvalConfig, figures: dict[str, Any],
+           log: Callable[[str], None]) -> None:
+    """Word error rates of whole English utterances with text (``word_error.py``), or a note why there are none."""
+    if cfg.word_utterances <= 0:
+        return
+    utterances = english_texts(held_out, cfg.word_utterances)
+    if not utterances:
+        figures["notes"].append("no held-out utterance with English text: no word error rates")
+        return
+    try:
+        recognizer = WordRecognizer(pipeline.sample_rate)
+    except SoundstageError as exc:
+        figures["notes"].append(f"no word error rates: {exc}")
+        return
+    figures["words"] = word_error_rows(pipeline, utterances, recognizer, log, cfg.seed)
+
+
 def _protocol(run: RunDir, cfg: EvalConfig, clips: list[Clip], models: EvalModels, figures: dict[str, Any],
-              log: Callable[[str], None]) -> None:
+              log: Callable[[str], None], held_out: list[Utterance]) -> None:
     from soundstage.plugins.audiolm.pipeline import Pipeline
 
     pipeline = Pipeline({role: run.model(role) for role in run.roles})
@@ -130,6 +150,7 @@ def _protocol(run: RunDir, cfg: EvalConfig, clips: list[Clip], models: EvalModel
     if models.speaker is None:
         figures["notes"].append("fewer than two voices in the training audio: no speaker model, no voice figures")
     prompt_n = int(cfg.protocol.prompt_seconds * sr)
+    _words(pipeline, held_out, cfg, figures, log)
     figures["protocol"]["semantic_plausibility"] = semantic_perplexity(
         run.model("semantic_tokenizer"), run.model("semantic_lm"),
         [c.outputs["continuation"] for c in clips], [c.wave[prompt_n:] for c in clips])

@@ -120,6 +120,18 @@ def _clip(entry: dict[str, Any]) -> str:
             f"<img class='spec' src='{html.escape(entry['spectrogram'])}' alt='mel spectrograms of {html.escape(entry['key'])}'>")
 
 
+def _words_table(words: dict[str, Any]) -> str:
+    rows = words.get("rows", {})
+    body = "".join(f"<tr><td>{html.escape(ROW_TITLES.get(r, r))}</td><td class='num'>{_fmt(v.get('wer'))}</td></tr>"
+                   for r, v in rows.items())
+    example = words.get("example") or {}
+    heard = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in example.items())
+    return (f"<h2>Word error rate (pocketsphinx, {words.get('utterances')} whole English utterances, "
+            f"{words.get('reference_words')} words)</h2><table><tr><th>row</th><th>WER</th></tr>{body}</table>"
+            f"<p class='note'>A recognizer trained on real speech: the original's WER is the floor (near 0.9 on "
+            f"the espeak-ng corpus, about 0.3 on the natural-voice one). First utterance as heard:</p><ul>{heard}</ul>")
+
+
 def write_report(path: Path, figures: dict[str, Any], clips: list[dict[str, Any]],
                  curves: dict[str, dict[str, list[tuple[int, float, float]]]] | None = None) -> Path:
     """Write the HTML report; ``clips`` name their media files relative to ``path``'s folder."""
@@ -132,6 +144,8 @@ def write_report(path: Path, figures: dict[str, Any], clips: list[dict[str, Any]
     parts.append(_diagnosis(figures.get("diagnosis", [])))
     if figures.get("protocol"):
         parts.append(_protocol_table(figures["protocol"]))
+    if figures.get("words"):
+        parts.append(_words_table(figures["words"]))
     for key, title in OTHER_SECTIONS:
         if key in figures:
             parts.append(f"<h2>{html.escape(title)}</h2>{_table(figures[key])}")

@@ -3,6 +3,7 @@ for two steps by the real pipeline, then the evaluation verb: the AudioLM table,
 curves and the clips; figures finite, report self-contained."""
 import argparse
 import html.parser
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -137,6 +138,13 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
         assert -1 <= row["speaker_similarity"] <= 1
     assert -1 <= protocol["references"]["same_speaker"] <= 1 and "per_mismatched_transcripts" in protocol["references"]
     assert protocol["semantic_plausibility"]["tokens"] > 0
+    words = figures.get("words")  # whole English utterances with text, when pocketsphinx is installed
+    if importlib.util.find_spec("pocketsphinx"):
+        assert set(words["rows"]) == {"original", "codec", "resynthesis"} and words["reference_words"] > 0
+        assert all(0 <= r["wer"] for r in words["rows"].values())
+        assert "Word error rate" in (run_dir / "eval" / "report.html").read_text()
+    else:
+        assert words is None and any("pocketsphinx" in n for n in figures["notes"])
     assert protocol["first_levels"]["levels"] == 2 and 0 <= protocol["first_levels"]["per"]
     checks = {c["stage"]: c for c in figures["diagnosis"]}
     assert {"codec", "coarse_lm", "semantic_lm", "evaluation"} <= set(checks)
