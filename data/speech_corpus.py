@@ -100,14 +100,20 @@ def sentences(language: str) -> tuple[str, ...]:
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
-def plan_utterance(index: int, seed: int, voices: list[Voice]) -> dict[str, Any]:
-    """The deterministic choices for utterance ``index``: voice, sentence, rate, pitch."""
-    rng = np.random.default_rng([seed, index])
+def choose_voice_and_text(rng: np.random.Generator, voices: list[Any]) -> tuple[Any, str]:
+    """A voice (anything with a ``language``) and a text in its language: one sentence, or two in one breath group."""
     voice = voices[int(rng.integers(len(voices)))]
     pool = sentences(voice.language)
     text = pool[int(rng.integers(len(pool)))]
     if rng.random() < 0.3:  # some longer utterances: two sentences in one breath group
         text = f"{text} {pool[int(rng.integers(len(pool)))]}"
+    return voice, text
+
+
+def plan_utterance(index: int, seed: int, voices: list[Voice]) -> dict[str, Any]:
+    """The deterministic choices for utterance ``index``: voice, sentence, rate, pitch."""
+    rng = np.random.default_rng([seed, index])
+    voice, text = choose_voice_and_text(rng, voices)
     return {
         "voice": voice.name,
         "language": voice.language,

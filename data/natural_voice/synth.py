@@ -21,14 +21,10 @@ PITCH_JITTER = 0.03
 
 def plan_natural(index: int, seed: int, voices: list[NaturalVoice]) -> dict[str, Any]:
     """The deterministic choices for utterance ``index``: voice, sentence, speed, pitch."""
-    from soundstage.data.speech_corpus import sentences
+    from soundstage.data.speech_corpus import choose_voice_and_text
 
     rng = np.random.default_rng([seed, index])
-    voice = voices[int(rng.integers(len(voices)))]
-    pool = sentences(voice.language)
-    text = pool[int(rng.integers(len(pool)))]
-    if rng.random() < 0.3:  # some longer utterances: two sentences in one breath group
-        text = f"{text} {pool[int(rng.integers(len(pool)))]}"
+    voice, text = choose_voice_and_text(rng, voices)
     return {
         "voice": voice.name,
         "language": voice.language,

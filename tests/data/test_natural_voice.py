@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from error_messages import one_line_error
+
 from soundstage.cli import main
 from soundstage.config import build_config
 from soundstage.data.corpus import corpus_dir
@@ -30,14 +32,6 @@ def _has_natural_extra() -> bool:
 
 needs_extra = pytest.mark.skipif(not _has_natural_extra(),
                                  reason="needs the natural extra: pip install 'soundstage[natural]'")
-
-
-def _one_line(exc_info, *parts: str) -> str:
-    message = str(exc_info.value)
-    assert "\n" not in message
-    for part in parts:
-        assert part in message, message
-    return message
 
 
 def _samples(tar_path: Path) -> dict[str, tuple[np.ndarray, int, dict]]:
@@ -77,10 +71,10 @@ def test_held_out_voices_are_disjoint_from_training_voices():
 def test_a_bad_engine_name_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(ValueError) as err:
         check_engine("kokorro")
-    _one_line(err, "unknown speech engine 'kokorro'", "espeak, kokoro", "did you mean 'kokoro'?")
+    one_line_error(err, "unknown speech engine 'kokorro'", "espeak, kokoro", "did you mean 'kokoro'?")
     with pytest.raises(RecipeError) as err:
         build_config(DataConfig, {"engine": "espek"}, where="data")
-    _one_line(err, "data.engine", "did you mean 'espeak'?")
+    one_line_error(err, "data.engine", "did you mean 'espeak'?")
     assert main(["data", "speech", str(tmp_path / "c"), "--hours", "0.001", "--engine", "festival"]) != 0
     err_lines = capsys.readouterr().err.strip().splitlines()
     assert len(err_lines) == 1 and "--engine: unknown speech engine 'festival'" in err_lines[0]
@@ -116,7 +110,7 @@ def test_a_missing_extra_names_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the natural extra were not installed
     with pytest.raises(SoundstageError) as err:
         kmodel.check_installed()
-    _one_line(err, "needs onnxruntime", "pip install 'soundstage[natural]'")
+    one_line_error(err, "needs onnxruntime", "pip install 'soundstage[natural]'")
 
 
 def test_a_corrupted_model_is_a_one_line_error(tmp_path):
@@ -126,7 +120,7 @@ def test_a_corrupted_model_is_a_one_line_error(tmp_path):
         parts[-1].write_bytes(bytes([i]) * 100)
     with pytest.raises(SoundstageError) as err:
         kmodel.assemble_model(parts)
-    _one_line(err, "sha256", kmodel.MODEL_SHA256[:16], "pip install 'soundstage[natural]' --force-reinstall")
+    one_line_error(err, "sha256", kmodel.MODEL_SHA256[:16], "pip install 'soundstage[natural]' --force-reinstall")
 
 
 # --- with the model ------------------------------------------------------------------------------

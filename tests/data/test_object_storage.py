@@ -18,6 +18,7 @@ import soundfile as sf
 pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[dev]'): no local S3 server")
 pytest.importorskip("s3fs", reason="the cloud extra is not installed (pip install -e '.[cloud]')")
 
+from error_messages import one_line_error  # noqa: E402
 from s3_server import aws_env, clean_aws_env, client, enforced_auth, free_port, moto_server, read_only_user  # noqa: E402
 
 from soundstage.cli import main  # noqa: E402
@@ -52,14 +53,6 @@ def audio_folder(tmp_path_factory):
     for i in range(N_FILES):
         sf.write(folder / f"utt{i:02d}.wav", 0.2 * rng.standard_normal(int(SR * rng.uniform(0.4, 0.8))), SR)
     return folder
-
-
-def _one_line_error(exc_info, *parts: str) -> str:
-    message = str(exc_info.value)
-    assert "\n" not in message
-    for part in parts:
-        assert part in message, message
-    return message
 
 
 def _objects(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
@@ -123,13 +116,13 @@ def test_missing_bucket_and_missing_key(bucket, capsys):
     t0 = time.monotonic()
     with pytest.raises(RemoteShardError) as err:
         object_store.open_url("s3://no-such-bucket-here/x-000000.tar")
-    _one_line_error(err, "cannot read s3://no-such-bucket-here/x-000000.tar: no such bucket 'no-such-bucket-here'")
+    one_line_error(err, "cannot read s3://no-such-bucket-here/x-000000.tar: no such bucket 'no-such-bucket-here'")
     with pytest.raises(RemoteShardError) as err:
         expand_shards("s3://no-such-bucket-here/speech/")
-    _one_line_error(err, "cannot list s3://no-such-bucket-here/speech/: no such bucket 'no-such-bucket-here'")
+    one_line_error(err, "cannot list s3://no-such-bucket-here/speech/: no such bucket 'no-such-bucket-here'")
     with pytest.raises(RemoteShardError) as err:
         object_store.open_url(f"s3://{bucket}/missing-000000.tar")
-    _one_line_error(err, f"cannot read s3://{bucket}/missing-000000.tar: no such object")
+    one_line_error(err, f"cannot read s3://{bucket}/missing-000000.tar: no such object")
     with pytest.raises(FileNotFoundError, match=f"no shards .* under s3://{bucket}/empty/"):
         expand_shards(f"s3://{bucket}/empty/")
     assert time.monotonic() - t0 < 30
@@ -153,10 +146,10 @@ def test_missing_credentials(bucket, monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(RemoteShardError) as err:
         object_store.open_url(f"s3://{bucket}/x-000000.tar")
-    _one_line_error(err, f"cannot read s3://{bucket}/x-000000.tar: no credentials", "AWS_ACCESS_KEY_ID")
+    one_line_error(err, f"cannot read s3://{bucket}/x-000000.tar: no credentials", "AWS_ACCESS_KEY_ID")
     with pytest.raises(RemoteShardError) as err:
         expand_shards(f"s3://{bucket}/speech/")
-    _one_line_error(err, f"cannot list s3://{bucket}/speech/: no credentials")
+    one_line_error(err, f"cannot list s3://{bucket}/speech/: no credentials")
     assert time.monotonic() - t0 < 30
 
 
@@ -169,14 +162,14 @@ def test_access_denied(endpoint, bucket, monkeypatch, audio_folder, tmp_path):
         assert expand_shards(f"s3://{bucket}/") == [f"s3://{bucket}/x-000000.tar"]  # listing is allowed
         with pytest.raises(RemoteShardError) as err:  # reading is not
             object_store.open_url(f"s3://{bucket}/x-000000.tar")
-        _one_line_error(err, f"cannot read s3://{bucket}/x-000000.tar: access denied")
+        one_line_error(err, f"cannot read s3://{bucket}/x-000000.tar: access denied")
         with pytest.raises(RemoteShardError) as err:  # nor writing (the upload completes when a shard closes)
             main(["--debug", "data", "shard", str(audio_folder), f"s3://{bucket}/out", "--sample-rate", str(SR)])
-        _one_line_error(err, f"s3://{bucket}/out/", "access denied")
+        one_line_error(err, f"s3://{bucket}/out/", "access denied")
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
         with pytest.raises(RemoteShardError) as err:  # a key the server does not know
             expand_shards(f"s3://{bucket}/")
-        _one_line_error(err, f"cannot list s3://{bucket}/: access denied", "InvalidAccessKeyId")
+        one_line_error(err, f"cannot list s3://{bucket}/: access denied", "InvalidAccessKeyId")
 
 
 def test_unreachable_endpoint(bucket, monkeypatch):
@@ -184,7 +177,7 @@ def test_unreachable_endpoint(bucket, monkeypatch):
     t0 = time.monotonic()  # default timeout and retries
     with pytest.raises(RemoteShardError) as err:
         object_store.open_url(f"s3://{bucket}/x-000000.tar")
-    _one_line_error(err, f"cannot reach s3://{bucket}/x-000000.tar: ", "127.0.0.1")
+    one_line_error(err, f"cannot reach s3://{bucket}/x-000000.tar: ", "127.0.0.1")
     assert time.monotonic() - t0 < 30
 
     monkeypatch.setenv(TIMEOUT_ENV, "2")
@@ -195,7 +188,7 @@ def test_unreachable_endpoint(bucket, monkeypatch):
         t0 = time.monotonic()
         with pytest.raises(RemoteShardError) as err:
             expand_shards(f"s3://{bucket}/speech/")
-        _one_line_error(err, f"cannot reach s3://{bucket}/speech/: ")
+        one_line_error(err, f"cannot reach s3://{bucket}/speech/: ")
         assert time.monotonic() - t0 < 10
 
 
@@ -206,7 +199,7 @@ def test_a_missing_client_names_the_pip_command(monkeypatch):
     for url, package in (("s3://bucket/a.tar", "s3fs"), ("gs://bucket/a.tar", "gcsfs")):
         with pytest.raises(RemoteShardError) as err:
             object_store.open_url(url)
-        _one_line_error(err, f"cannot read {url}: ", f"need {package}", "pip install 'soundstage[cloud]'")
+        one_line_error(err, f"cannot read {url}: ", f"need {package}", "pip install 'soundstage[cloud]'")
 
 
 # --- gs:// ----------------------------------------------------------------------------------------
@@ -234,7 +227,7 @@ def test_gcs_unreachable_endpoint_fails_in_one_line(monkeypatch):
     for url, verb in (("gs://bucket/a-000000.tar", "read"), ("gs://bucket/speech/", "list")):
         with pytest.raises(RemoteShardError) as err:
             expand_shards(url) if verb == "list" else object_store.open_url(url)
-        _one_line_error(err, f"{url}: ")
+        one_line_error(err, f"{url}: ")
     assert time.monotonic() - t0 < 20
 
 
