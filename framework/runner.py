@@ -10,6 +10,7 @@ anything runs). The run holds ``run.lock`` for its whole life, so two runs never
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -305,11 +306,11 @@ class PipelineRunner:
                 "plugin": plan.plugin,
                 "produces": list(plan.stage_class.produces),
                 "checkpoint": ckpt,
-                "outputs": outputs,
+                "outputs": _portable_outputs(outputs, stage_dir),
                 "fingerprint_version": FINGERPRINT_VERSION,
                 "fingerprint": fingerprint(inputs),
                 "inputs": inputs,
-                "product_files": file_hashes(product_files(stage_dir, ckpt, outputs)),
+                "product_files": file_hashes(product_files(stage_dir, ckpt, _portable_outputs(outputs, stage_dir))),
                 "config": config_to_dict(plan.config),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
@@ -349,14 +350,30 @@ def _relative(path: Path, base: Path) -> str:
         return str(Path(path).resolve())
 
 
+def _map_paths(outputs: dict[str, Any], change) -> dict[str, Any]:
+    """``outputs`` with ``change`` applied to every string value (also inside lists)."""
+    return {key: [change(v) for v in value] if isinstance(value, list) else change(value)
+            for key, value in outputs.items()}
+
+
+def _portable_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any]:
+    """Output paths inside the stage directory written as ``./relative``, so a run directory that is
+    moved or copied (another disk, another machine) hands its own files on, not the old location's."""
+    root = stage_dir.resolve()
+
+    def change(value: Any) -> Any:
+        if isinstance(value, str) and os.path.isabs(value):
+            path = Path(value).resolve()
+            if path == root or root in path.parents:
+                return "./" + str(path.relative_to(root)) if path != root else "./"
+        return value
+
+    return _map_paths(outputs, change)
+
+
 def _absolute_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any]:
     """Output values written as ``./relative`` paths are resolved against the stage directory."""
-    out = {}
-    for key, value in outputs.items():
-        if isinstance(value, str) and value.startswith("./"):
-            value = str(stage_dir / value[2:])
-        out[key] = value
-    return out
+    return _map_paths(outputs, lambda v: str(stage_dir / v[2:]) if isinstance(v, str) and v.startswith("./") else v)
 
 
 def _check_replicas_in_sync(stage: Stage, name: str) -> list[float]:

@@ -8,7 +8,8 @@ sequences, marks which positions are predicted (the loss mask) and which RVQ lev
 - ``CoarseLayout``: [s_0 .. s_{Ts-1}, SEP, c_0^0, c_0^1, .., c_0^{Q'-1}, c_1^0, ...] (frame by frame);
   loss only on the acoustic part. With ``aligned`` semantic conditioning, every position that predicts
   an acoustic token also gets the semantic id of that token's frame as a condition id (summed into its
-  input embedding), so the model need not learn the alignment from the prefix alone.
+  input embedding), so the model need not learn the alignment from the prefix alone; with a
+  ``context`` of c, also the c semantic ids before and after it (one embedding table per offset).
 - ``FineLayout``: [coarse levels of a chunk, frame by frame | fine levels Q'..Q-1, frame by frame];
   loss only on the fine part.
 """
@@ -23,7 +24,8 @@ from torch import Tensor
 @dataclass
 class LMBatch:
     """Next-token training tensors, all [B, L]; ``levels`` is -1 where a target is not an RVQ code;
-    ``conditions``: per-input-position condition ids (0 = none), for layouts that have them."""
+    ``conditions``: per-input-position condition ids [B, L] or [B, L, K] (summed over K), for layouts
+    that have them."""
 
     inputs: Tensor
     targets: Tensor
@@ -47,7 +49,7 @@ def pack(seqs: list[Tensor], predicted: list[Tensor], levels: list[Tensor],
     ids = torch.zeros(B, L, dtype=torch.long, device=device)
     pred = torch.zeros(B, L, dtype=torch.bool, device=device)
     lev = torch.full((B, L), -1, dtype=torch.long, device=device)
-    cond = None if conditions is None else torch.zeros(B, L, dtype=torch.long, device=device)
+    cond = None if conditions is None else torch.zeros(B, L, *conditions[0].shape[1:], dtype=torch.long, device=device)
     for b, (s, p, lv) in enumerate(zip(seqs, predicted, levels)):
         ids[b, : len(s)], pred[b, : len(s)], lev[b, : len(s)] = s, p, lv
         if cond is not None:
@@ -115,26 +117,46 @@ class CoarseLayout:
     level q code c -> S + 1 + q*K + c."""
 
     def __init__(self, semantic_vocab_size: int, codebook_size: int, num_coarse: int,
-                 aligned_rate_ratio: float | None = None) -> None:
+                 aligned_rate_ratio: float | None = None, context: int = 0) -> None:
         """``aligned_rate_ratio``: semantic ids per acoustic frame (semantic rate / acoustic rate) when
-        acoustic positions are conditioned on their frame's semantic id; None for the prefix alone."""
+        acoustic positions are conditioned on their frame's semantic id; None for the prefix alone.
+        ``context``: also condition on the ``context`` semantic ids before and after the frame's."""
         self.semantic_vocab_size, self.codebook_size, self.num_levels = semantic_vocab_size, codebook_size, num_coarse
         self.sep = semantic_vocab_size
         self.offsets = semantic_vocab_size + 1 + codebook_size * torch.arange(num_coarse)
         self.vocab_size = semantic_vocab_size + 1 + num_coarse * codebook_size
         self.aligned_rate_ratio = aligned_rate_ratio
-        self.num_conditions = semantic_vocab_size if aligned_rate_ratio else 0
+        self.context = context if aligned_rate_ratio else 0
+        # one table slot per offset -c..c, each with its own "none" id 0
+        self.num_conditions = (2 * self.context + 1) * (semantic_vocab_size + 1) - 1 if aligned_rate_ratio else 0
 
     def conditions(self, semantic: Tensor, num_frames: int) -> Tensor:
-        """Condition ids [..., Ts + 1 + Q'*num_frames] of ``encode(semantic, codes)``: position p (which
-        predicts token p + 1) gets 1 + the semantic id of that token's frame; the prefix gets 0 (none).
-        The frame's semantic id is the one whose span contains the frame's start (the last one past the end)."""
+        """Condition ids of ``encode(semantic, codes)``: [..., L] with L = Ts + 1 + Q'*num_frames, or
+        [..., L, 2c + 1] with a context of c. Position p (which predicts token p + 1) gets 1 + the
+        semantic id of that token's frame (with a context, the ids at offsets -c..c from it, each in its
+        own slot of the table, 0 past either end); the prefix gets 0 (none). The frame's semantic id is
+        the one whose span contains the frame's start (the last one past the end)."""
         Ts = semantic.shape[-1]
         frame = torch.arange(self.num_levels * num_frames + 1, device=semantic.device) // self.num_levels
         index = (frame * self.aligned_rate_ratio + 1e-6).floor().long().clamp(max=Ts - 1)
-        aligned = semantic[..., index] + 1  # positions Ts .. end
         prefix = semantic.new_zeros((*semantic.shape[:-1], Ts))
-        return torch.cat([prefix, aligned], dim=-1)
+        if not self.context:
+            return torch.cat([prefix, semantic[..., index] + 1], dim=-1)
+        offsets = torch.arange(-self.context, self.context + 1, device=semantic.device)
+        at = index[:, None] + offsets  # [La, K]
+        inside = (at >= 0) & (at < Ts)
+        ids = torch.where(inside, semantic[..., at.clamp(0, Ts - 1)] + 1, 0)  # [..., La, K]
+        ids = ids + (self.semantic_vocab_size + 1) * torch.arange(len(offsets), device=semantic.device)
+        prefix = prefix[..., None] + (self.semantic_vocab_size + 1) * torch.arange(len(offsets), device=semantic.device)
+        return torch.cat([prefix, ids], dim=-2)
+
+    def unconditioned(self, conditions: Tensor) -> Tensor:
+        """Condition ids of the same shape as ``conditions`` that say "none" everywhere (what the
+        model sees for a sequence whose conditions training dropped; classifier-free guidance)."""
+        none = torch.zeros_like(conditions)
+        if conditions.dim() and self.context:
+            none += (self.semantic_vocab_size + 1) * torch.arange(conditions.shape[-1], device=conditions.device)
+        return none
 
     def target_range(self, q: int) -> tuple[int, int]:
         """Ids a target at RVQ level ``q`` is scored against: that level's codes (what generation samples)."""

@@ -3,7 +3,7 @@ the token data and the check of vocabulary sizes against the tokens stage."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Optional
 
 import lightning as L
@@ -58,10 +58,14 @@ class LMConfig(StageConfig):
     # the model learns not to copy its own history, which generation feeds it errors included
     # (input_noise.py). 0 = off, as in the paper.
     input_noise: float = 0.0
+    # Share of training sequences whose condition ids (layouts with conditions: the coarse LM's
+    # aligned semantic ids) are all "none": it also learns the unconditioned model that
+    # classifier-free guidance (``sampling.guidance``) contrasts with. 0 = off.
+    condition_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_ranges(self, at_least_one=("batch_size", "batches_per_epoch"), positive=("window_seconds",),
-                     non_negative=("preview_seconds",), fraction=("input_noise",))
+                     non_negative=("preview_seconds",), fraction=("input_noise", "condition_dropout"))
 
 
 class LMStage(Stage):
@@ -156,7 +160,12 @@ class LMStage(Stage):
         inputs = b.inputs
         if self.training and self.config.input_noise > 0:
             inputs = corrupt_history(inputs, b.levels, self.config.input_noise, self.layout.level_range)
-        hidden = self.model.features(inputs, conditions=b.conditions)  # [B, L, C]
+        conditions = b.conditions
+        if self.training and conditions is not None and self.config.condition_dropout > 0:
+            drop = torch.rand(conditions.shape[0], device=conditions.device) < self.config.condition_dropout
+            drop = drop.view(-1, *[1] * (conditions.dim() - 1))
+            conditions = torch.where(drop, self.layout.unconditioned(conditions), conditions)
+        hidden = self.model.features(inputs, conditions=conditions)  # [B, L, C]
         scored = per_level_cross_entropy(hidden, self.model.head.weight, b.targets, b.mask, b.levels,
                                          self.layout.target_range)
         return scored[0].mean(), scored, b
@@ -240,7 +249,8 @@ class LMStage(Stage):
     def _sampling(self, temperature: float | None, top_k: int | None, top_p: float | None) -> SamplingConfig:
         """The stage's sampling defaults with any per-call overrides."""
         d = self.config.sampling
-        return SamplingConfig(
+        return replace(
+            d,
             temperature=d.temperature if temperature is None else temperature,
             top_k=d.top_k if top_k is None else top_k,
             top_p=d.top_p if top_p is None else top_p,

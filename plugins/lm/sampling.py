@@ -21,9 +21,13 @@ class SamplingConfig:
     temperature: float = 1.0
     top_k: int = 0  # keep the k most likely tokens; 0 = off
     top_p: float = 1.0  # keep the smallest set whose probability reaches top_p; 1.0 = off
+    # Classifier-free guidance on a model's condition ids: logits = uncond + guidance * (cond - uncond),
+    # uncond being the same model with every condition "none" (train it with ``condition_dropout``).
+    # 1.0 = off (one forward pass); > 1 follows the conditions more closely, at two passes a token.
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
-        check_ranges(self, non_negative=("temperature", "top_k"), fraction=("top_p",))
+        check_ranges(self, non_negative=("temperature", "top_k", "guidance"), fraction=("top_p",))
 
 
 def sample(
@@ -72,11 +76,14 @@ def decode(
     sampling: SamplingConfig,
     generator: torch.Generator | None = None,
     conditions: Tensor | None = None,
+    unconditioned: Tensor | None = None,
 ) -> Tensor:
     """Extend prompt [B, Tp] (Tp >= 1) by len(ranges) tokens -> new ids [B, len(ranges)].
 
-    ``conditions`` [B, Tp + len(ranges)]: the per-position condition ids of a model built with
-    ``num_conditions`` (for the prompt, then for each position a sampled token is fed back at).
+    ``conditions`` [B, Tp + len(ranges)(, K)]: the per-position condition ids of a model built with
+    ``num_conditions`` (for the prompt, then for each position a sampled token is fed back at);
+    ``unconditioned``: the same positions' "none" ids, used when ``sampling.guidance`` != 1 (both
+    run as one batch of 2B rows sharing each sampled token).
 
     Step i samples only from token ids ``ranges[i] = (lo, hi)``, which is how layouts keep each
     position inside its stream's (or RVQ level's) vocabulary. One prefill, then one cached
@@ -88,12 +95,27 @@ def decode(
     out = torch.empty(B, n, dtype=torch.long, device=prompt.device)
     if n == 0:
         return out
+    g = sampling.guidance
+    guided = g != 1.0 and conditions is not None
+    if guided:
+        if unconditioned is None:
+            raise ValueError("sampling.guidance != 1 needs the unconditioned condition ids")
+        conditions = torch.cat([conditions, unconditioned])
+        prompt = prompt.repeat(2, 1)
     was_training = model.training
     model.eval()  # no dropout while generating
     try:
-        cache = model.make_cache(B, Tp + n - 1)  # the last sampled token is never fed back
+        cache = model.make_cache(len(prompt), Tp + n - 1)  # the last sampled token is never fed back
         cond = (lambda a, b: None) if conditions is None else (lambda a, b: conditions[:, a:b])
-        logits = model(prompt, cache=cache, pos=0, last_only=True, conditions=cond(0, Tp))[:, -1]  # [B, V]
+
+        def step(ids: Tensor, pos: int, a: int, b: int) -> Tensor:
+            logits = model(ids, cache=cache, pos=pos, last_only=True, conditions=cond(a, b))[:, -1]  # [B(x2), V]
+            if not guided:
+                return logits
+            c, u = logits.float().chunk(2)
+            return u + g * (c - u)
+
+        logits = step(prompt, 0, 0, Tp)
         t, k, p = sampling.temperature, sampling.top_k, sampling.top_p
         steps = enumerate(ranges)
         if _SHOW_PROGRESS.get():
@@ -103,7 +125,8 @@ def decode(
         for i, (lo, hi) in steps:
             out[:, i] = sample(logits[:, lo:hi], t, k, p, generator) + lo
             if i + 1 < n:
-                logits = model(out[:, i : i + 1], cache=cache, pos=Tp + i, conditions=cond(Tp + i, Tp + i + 1))[:, -1]
+                fed = out[:, i : i + 1].repeat(2, 1) if guided else out[:, i : i + 1]
+                logits = step(fed, Tp + i, Tp + i, Tp + i + 1)
     finally:
         model.train(was_training)
     return out

@@ -57,11 +57,14 @@ class CoarseLMConfig(LMConfig):
     # prefix alone does not teach the alignment (docs/training_guide.md: teacher-forced level-0 codes
     # decode to PER 0.78 after 32 min, against 0.34 for the true level 0).
     aligned_semantic: bool = False
+    # With aligned_semantic: also the semantic ids this many tokens before and after the frame's, each
+    # offset with its own embedding (a lookahead on what is said; docs/training_guide.md, session 9).
+    aligned_context: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_coarse_quantizers"),
-                     positive=("semantic_rate", "acoustic_rate"))
+                     positive=("semantic_rate", "acoustic_rate"), non_negative=("aligned_context",))
 
 
 @dataclass
@@ -149,7 +152,8 @@ class CoarseLMStage(LMStage):
 
     def __init__(self, config: CoarseLMConfig) -> None:
         ratio = config.semantic_rate / config.acoustic_rate if config.aligned_semantic else None
-        layout = CoarseLayout(config.semantic_vocab_size, config.codebook_size, config.num_coarse_quantizers, ratio)
+        layout = CoarseLayout(config.semantic_vocab_size, config.codebook_size, config.num_coarse_quantizers, ratio,
+                              config.aligned_context)
         super().__init__(config, layout, metric_levels=list(range(config.num_coarse_quantizers)))
 
     def window(self) -> tuple[int, int]:
@@ -212,7 +216,8 @@ class CoarseLMStage(LMStage):
             window = semantic[:, s0 : min(Ts, s0 + win_s)]
             seq = self.layout.encode(window, codes[:, :, a0:t])
             cond = self.layout.conditions(window, a1 - a0) if self.layout.num_conditions else None
-            new = decode(self.model, seq, ranges * (a1 - t), sampling, generator, cond)  # [B, Q'*(a1-t)]
+            none = self.layout.unconditioned(cond) if cond is not None else None
+            new = decode(self.model, seq, ranges * (a1 - t), sampling, generator, cond, none)  # [B, Q'*(a1-t)]
             codes = torch.cat([codes, self.layout.tokens_to_codes(new)], dim=-1)
         return codes
 

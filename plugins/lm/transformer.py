@@ -187,7 +187,7 @@ class Transformer(nn.Module):
 
     ``num_conditions`` > 0 adds a second embedding table: per-position condition ids [B, T] (0 = none,
     1..num_conditions) whose embeddings are summed with the tokens' (e.g. the semantic id aligned to the
-    frame an acoustic position predicts).
+    frame an acoustic position predicts); ids [B, T, K] sum K embeddings per position.
     """
 
     def __init__(self, config: TransformerConfig, vocab_size: int, num_conditions: int = 0) -> None:
@@ -253,7 +253,8 @@ class Transformer(nn.Module):
         mask, is_causal = self._mask(T, pos, pos + T if cache is not None else T, idx.device)
         x = self.embed(idx)  # [B, T, C]
         if conditions is not None:
-            x = x + self.condition(conditions)
+            c = self.condition(conditions)
+            x = x + (c.sum(-2) if conditions.dim() == 3 else c)
         x = self.drop(x)
         checkpointing = self.config.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):

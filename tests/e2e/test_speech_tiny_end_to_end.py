@@ -56,6 +56,24 @@ def test_every_stage_runs_and_writes_a_continuation(tiny_run):
 
 
 @pytest.mark.slow
+def test_a_copied_run_directory_hands_on_its_own_files(tiny_run, tmp_path):
+    """Copied elsewhere (another disk or machine) with the original gone, every stage is still done
+    and the token shards the LMs read are the copy's."""
+    root, _ = tiny_run
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "run", copy)
+    away = root / "run-away"
+    shutil.move(root / "run", away)
+    try:
+        recipe = load_recipe("speech_tiny", FEW_STEPS + [f"data.cache_dir={root / 'corpora'}"])
+        runner = PipelineRunner(recipe, copy, log=lambda m: None)
+        assert {r.status for r in runner.run()} == {"skipped"}
+        assert runner.record("tokens").outputs["train_tokens"].startswith(str(copy))
+    finally:
+        shutil.move(away, root / "run")
+
+
+@pytest.mark.slow
 def test_export_load_generate_round_trip(tiny_run, tmp_path):
     root, _ = tiny_run
     bundle = tmp_path / "bundle"

@@ -84,3 +84,19 @@ def test_aligned_conditions_give_each_acoustic_prediction_its_frames_semantic_id
     assert CoarseLayout(10, 16, 3).num_conditions == 0 and CoarseLayout(10, 16, 3).make_batch(
         {"semantic": semantic, "semantic_lengths": torch.tensor([4, 4]), "acoustic": codes,
          "acoustic_lengths": torch.tensor([8, 8])}).conditions is None
+
+
+def test_aligned_context_gives_each_offset_its_own_slot_and_none_past_the_ends():
+    layout = CoarseLayout(semantic_vocab_size=10, codebook_size=16, num_coarse=2, aligned_rate_ratio=1.0, context=1)
+    assert layout.num_conditions == 3 * 11 - 1
+    semantic, codes = torch.tensor([[4, 7, 9]]), torch.randint(0, 16, (1, 2, 3))
+    cond = layout.conditions(semantic, 3)
+    assert cond.shape == (*layout.encode(semantic, codes).shape, 3)
+    assert cond[0, :3].tolist() == [[0, 11, 22]] * 3  # the prefix: "none" in every slot
+    # position 3 + 2f + l predicts frame f's level l: slots hold ids f-1, f, f+1 (+1), 0 past either end
+    assert cond[0, 3].tolist() == [0, 11 + 5, 22 + 8]
+    assert cond[0, 5].tolist() == [5, 11 + 8, 22 + 10]
+    assert cond[0, 7].tolist() == [8, 11 + 10, 22]
+    b = layout.make_batch({"semantic": semantic, "semantic_lengths": torch.tensor([3]),
+                           "acoustic": codes, "acoustic_lengths": torch.tensor([3])})
+    assert b.conditions.shape == (*b.inputs.shape, 3) and torch.equal(b.conditions[0], cond[0, :-1])

@@ -91,3 +91,27 @@ def test_dedup_semantic_lm_continues_the_deduplicated_prompt():
     out = stage.generate(prompt, num_tokens=5)
     assert out.shape == (2, 8)  # rows deduplicate to 3 and 4 ids; both keep their latest 3
     assert out[:, :3].tolist() == [[1, 2, 3], [5, 6, 7]]
+
+
+def test_guidance_one_is_the_conditioned_model_and_zero_the_unconditioned_one():
+    """logits = uncond + g (cond - uncond): greedy decoding at g = 1 equals decoding with the conditions
+    alone, at g = 0 with the "none" ids alone; g = 3 differs from both on a random model."""
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True, aligned_context=1))
+    torch.manual_seed(0)
+    for p in stage.model.condition.parameters():
+        p.data.normal_(0, 1.0)  # conditions that matter
+    layout, model = stage.layout, stage.model
+    semantic = torch.randint(0, SEM_VOCAB, (2, 6))
+    seq = layout.encode(semantic, torch.empty(2, QC, 0, dtype=torch.long))
+    cond = layout.conditions(semantic, 12)
+    none = layout.unconditioned(cond)
+    ranges = [layout.level_range(q) for q in range(QC)] * 12
+
+    def run(g: float, c: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        return decode(model, seq, ranges, SamplingConfig(temperature=0.0, guidance=g), None, c, u)
+
+    assert torch.equal(run(1.0, cond, none), run(1.0, cond))
+    assert torch.equal(run(0.0, cond, none), run(1.0, none))
+    strong = run(3.0, cond, none)
+    assert not torch.equal(strong, run(1.0, cond)) and not torch.equal(strong, run(1.0, none))
+    assert (none[:, :, 1] == layout.semantic_vocab_size + 1).all()  # "none" of the second offset's slot

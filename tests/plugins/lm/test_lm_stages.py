@@ -136,18 +136,52 @@ def test_recipe_style_configs_validate_with_nested_sections():
         build_config(CoarseLMConfig, {"model": {"n_layers": 2}}, where="stages.coarse.config")
 
 
-def test_aligned_semantic_conditioning_learns_a_framewise_mapping_it_applies_to_unseen_ids():
-    """Codes that are a function of their frame's semantic id: the aligned coarse LM learns the function
-    from random sequences and applies it to a semantic sequence it never saw (temperature 0)."""
+def learn_and_apply(config, code_of: callable) -> float:
+    """Train on random semantic sequences whose codes are ``code_of(frame semantic ids [B, Ta], level)``;
+    the fraction of codes greedy generation gets right on unseen sequences."""
     g = torch.Generator().manual_seed(3)
     semantic = torch.randint(0, SEM_VOCAB, (64, 10), generator=g)
-    frames = semantic.repeat_interleave(2, dim=1)  # AC_RATE = 2 x SEM_RATE
-    acoustic = torch.stack([(frames * 3 + q) % CODEBOOK for q in range(Q)], dim=1)  # [64, Q, 20]
-    stage = CoarseLMStage(coarse_config(aligned_semantic=True))
+    acoustic = torch.stack([code_of(semantic.repeat_interleave(2, dim=1), q) for q in range(Q)], dim=1)
+    stage = CoarseLMStage(config)
     torch.manual_seed(0)
     trainer = quick_trainer(150, limit_val_batches=1, val_check_interval=150, check_val_every_n_epoch=None)
     trainer.fit(stage, InMemoryTokens(semantic, acoustic, batch_size=16))
     unseen = torch.randint(0, SEM_VOCAB, (4, 10), generator=g)
-    expected = torch.stack([(unseen.repeat_interleave(2, dim=1) * 3 + q) % CODEBOOK for q in range(QC)], dim=1)
-    codes = stage.generate(unseen, temperature=0.0)
-    assert (codes == expected).float().mean() > 0.95
+    expected = torch.stack([code_of(unseen.repeat_interleave(2, dim=1), q) for q in range(QC)], dim=1)
+    return float((stage.generate(unseen, temperature=0.0) == expected).float().mean())
+
+
+def test_aligned_context_learns_codes_that_depend_on_the_next_semantic_id():
+    """Codes of a frame that are a function of the *next* semantic id (a lookahead, as coarticulation
+    is): a context of 1 learns it; the frame's own id alone cannot."""
+    def next_id(frames, q):
+        ahead = torch.cat([frames[:, 2:], frames[:, -2:]], dim=1)  # 2 frames per id; the last keeps its own
+        return (ahead * 3 + q) % CODEBOOK
+    with_context = learn_and_apply(coarse_config(aligned_semantic=True, aligned_context=1), next_id)
+    own_id_only = learn_and_apply(coarse_config(aligned_semantic=True), next_id)
+    assert with_context > 0.9 and own_id_only < 0.6, (with_context, own_id_only)
+
+
+def test_aligned_semantic_conditioning_learns_a_framewise_mapping_it_applies_to_unseen_ids():
+    """Codes that are a function of their frame's semantic id: the aligned coarse LM learns the function
+    from random sequences and applies it to a semantic sequence it never saw (temperature 0)."""
+    def own_id(frames, q):  # AC_RATE = 2 x SEM_RATE
+        return (frames * 3 + q) % CODEBOOK
+    assert learn_and_apply(coarse_config(aligned_semantic=True), own_id) > 0.95
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_condition_dropout_trains_the_unconditioned_model_on_none_ids_only_in_training(dropout):
+    """With every sequence's conditions dropped, only the "none" ids get gradient; validation keeps them."""
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True, condition_dropout=dropout))
+    g = torch.Generator().manual_seed(0)
+    batch = {"semantic": torch.randint(0, SEM_VOCAB, (2, 5), generator=g), "semantic_lengths": torch.tensor([5, 5]),
+             "acoustic": torch.randint(0, CODEBOOK, (2, Q, 10), generator=g), "acoustic_lengths": torch.tensor([10, 10])}
+    stage.train()
+    stage._loss(batch)[0].backward()
+    rows_with_gradient = stage.model.condition.weight.grad.abs().sum(1).nonzero().flatten().tolist()
+    assert (rows_with_gradient == [0]) == (dropout == 1.0)  # row 0: "none"
+    stage.eval()
+    stage.model.zero_grad()
+    stage._loss(batch)[0].backward()
+    assert stage.model.condition.weight.grad[1:].abs().sum() > 0
