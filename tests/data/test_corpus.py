@@ -35,10 +35,12 @@ def test_speech_corpus_is_deterministic_and_resampled(tmp_path):
     a = synthesize_speech(tmp_path / "a", hours=0.003, seed=3, sample_rate=16000, progress=False)
     synthesize_speech(tmp_path / "b", hours=0.003, seed=3, sample_rate=16000, progress=False)
     synthesize_speech(tmp_path / "c", hours=0.003, seed=4, sample_rate=16000, progress=False)
+    synthesize_speech(tmp_path / "p", hours=0.003, seed=3, sample_rate=16000, progress=False, num_workers=2)
     for split in ("train", "val"):
         assert a[split]["num_samples"] >= 1
         tar_a = _members(tmp_path / "a" / split / "shard-000000.tar")
         assert tar_a == _members(tmp_path / "b" / split / "shard-000000.tar")  # byte-identical
+        assert tar_a == _members(tmp_path / "p" / split / "shard-000000.tar")  # parallel workers: the same bytes
     assert _members(tmp_path / "a/train/shard-000000.tar") != _members(tmp_path / "c/train/shard-000000.tar")
 
     members = _members(tmp_path / "a/train/shard-000000.tar")
