@@ -11,6 +11,7 @@ from torch import Tensor
 
 from soundstage.config import check_ranges
 
+from .static_decoding import static_decoding
 from .transformer import Transformer
 
 
@@ -25,6 +26,9 @@ class SamplingConfig:
     # uncond being the same model with every condition "none" (train it with ``condition_dropout``).
     # 1.0 = off (one forward pass); > 1 follows the conditions more closely, at two passes a token.
     guidance: float = 1.0
+    # Decode with a static KV cache and a torch.compile'd one-token step (CUDA graphs on a GPU): for
+    # long or repeated generations; the first call per batch size compiles (seconds to a minute).
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_ranges(self, non_negative=("temperature", "top_k", "guidance"), fraction=("top_p",))
@@ -105,11 +109,19 @@ def decode(
     was_training = model.training
     model.eval()  # no dropout while generating
     try:
-        cache = model.make_cache(len(prompt), Tp + n - 1)  # the last sampled token is never fed back
+        if sampling.compile:
+            cache, one_token = static_decoding(model, len(prompt), Tp + n - 1)
+        else:
+            cache = model.make_cache(len(prompt), Tp + n - 1)  # the last sampled token is never fed back
+            one_token = None
         cond = (lambda a, b: None) if conditions is None else (lambda a, b: conditions[:, a:b])
 
         def step(ids: Tensor, pos: int, a: int, b: int) -> Tensor:
-            logits = model(ids, cache=cache, pos=pos, last_only=True, conditions=cond(a, b))[:, -1]  # [B(x2), V]
+            if one_token is not None and ids.shape[1] == 1:
+                position = torch.tensor(pos, device=ids.device)
+                logits = one_token(model, ids, position, cache, cond(a, b))  # [B(x2), V]
+            else:
+                logits = model(ids, cache=cache, pos=pos, last_only=True, conditions=cond(a, b))[:, -1]
             if not guided:
                 return logits
             c, u = logits.float().chunk(2)

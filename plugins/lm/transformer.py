@@ -70,12 +70,24 @@ class RotaryEmbedding(nn.Module):
         inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         angles = torch.outer(torch.arange(block_size, dtype=torch.float32), inv_freq)  # [block, D/2]
         self.register_buffer("cis", torch.polar(torch.ones_like(angles), angles)[:, None], persistent=False)
+        self.register_buffer("cos", angles.cos()[:, None], persistent=False)  # the same, real (static decoding)
+        self.register_buffer("sin", angles.sin()[:, None], persistent=False)
 
-    def forward(self, x: Tensor, pos: int) -> Tensor:
+    def forward(self, x: Tensor, pos: int | Tensor) -> Tensor:
         """Rotate x [B, T, H, D] (last dim contiguous) for positions pos..pos+T."""
         T = x.shape[1]
+        if isinstance(pos, Tensor):
+            return self._rotate_real(x, pos)
         xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # [B, T, H, D/2], no copy in fp32
         return torch.view_as_real(xc * self.cis[pos : pos + T]).flatten(-2).type_as(x)
+
+    def _rotate_real(self, x: Tensor, pos: Tensor) -> Tensor:
+        """The same rotation in real arithmetic at a position tensor (static decoding: torch.compile
+        generates code for real ops, not complex ones)."""
+        at = pos + torch.arange(x.shape[1], device=x.device)
+        cos, sin = self.cos.index_select(0, at), self.sin.index_select(0, at)  # [T, 1, D/2]
+        even, odd = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # [B, T, H, D/2] each
+        return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2).type_as(x)
 
 
 class RelativePositionBias(nn.Module):
@@ -136,7 +148,7 @@ class CausalSelfAttention(nn.Module):
         rope: RotaryEmbedding | None,
         mask: Tensor | None,
         is_causal: bool,
-        pos: int,
+        pos: int | Tensor,
         cache: KVCache | None,
         layer: int,
     ) -> Tensor:
@@ -225,8 +237,14 @@ class Transformer(nn.Module):
         w = self.embed.weight
         return KVCache(c.n_layer, batch_size, c.n_head, c.d_model // c.n_head, max_len, w.dtype, w.device)
 
-    def _mask(self, T: int, pos: int, Tk: int, device: torch.device) -> tuple[Tensor | None, bool]:
-        """Attention mask for queries pos..pos+T over keys 0..Tk, computed once for all layers."""
+    def _mask(self, T: int, pos: int | Tensor, Tk: int, device: torch.device) -> tuple[Tensor | None, bool]:
+        """Attention mask for queries pos..pos+T over keys 0..Tk, computed once for all layers
+        (a tensor ``pos``: over the whole static cache, its unwritten positions masked)."""
+        if isinstance(pos, Tensor):
+            q_pos, k_pos = pos + torch.arange(T, device=device), torch.arange(Tk, device=device)
+            if self.rel_bias is not None:
+                return self.rel_bias(q_pos, k_pos), False
+            return k_pos[None, :] <= q_pos[:, None], False
         if self.rel_bias is not None:
             q_pos = torch.arange(pos, pos + T, device=device)
             return self.rel_bias(q_pos, torch.arange(Tk, device=device)), False
@@ -237,20 +255,27 @@ class Transformer(nn.Module):
         q_pos = torch.arange(pos, pos + T, device=device)
         return torch.arange(Tk, device=device)[None, :] <= q_pos[:, None], False
 
-    def forward(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False,
+    def forward(self, idx: Tensor, cache: KVCache | None = None, pos: int | Tensor = 0, last_only: bool = False,
                 conditions: Tensor | None = None) -> Tensor:
-        """Logits [B, T, V] for ids [B, T] at positions pos..pos+T (``last_only``: [B, 1, V])."""
+        """Logits [B, T, V] for ids [B, T] at positions pos..pos+T (``last_only``: [B, 1, V]).
+
+        ``pos`` as a 0-dim tensor (with a cache) is static decoding: every call has the same shapes,
+        attending over the whole cache with its unwritten positions masked (``torch.compile``-able)."""
         return self.head(self.features(idx, cache, pos, last_only, conditions))
 
-    def features(self, idx: Tensor, cache: KVCache | None = None, pos: int = 0, last_only: bool = False,
+    def features(self, idx: Tensor, cache: KVCache | None = None, pos: int | Tensor = 0, last_only: bool = False,
                  conditions: Tensor | None = None) -> Tensor:
         """The final-norm states [B, T, C] that ``head`` maps to logits (``forward`` without the head)."""
         B, T = idx.shape
-        if pos + T > self.config.block_size:
+        static = isinstance(pos, Tensor)
+        if static and cache is None:
+            raise ValueError("a tensor position (static decoding) needs a KV cache")
+        if not static and pos + T > self.config.block_size:
             raise ValueError(f"sequence of {pos + T} positions exceeds model.block_size={self.config.block_size}")
         if (conditions is None) != (self.condition is None):
             raise ValueError("condition ids are given exactly when the model was built with num_conditions > 0")
-        mask, is_causal = self._mask(T, pos, pos + T if cache is not None else T, idx.device)
+        Tk = cache.max_len if static else pos + T if cache is not None else T
+        mask, is_causal = self._mask(T, pos, Tk, idx.device)
         x = self.embed(idx)  # [B, T, C]
         if conditions is not None:
             c = self.condition(conditions)

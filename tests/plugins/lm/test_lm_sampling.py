@@ -115,3 +115,18 @@ def test_guidance_one_is_the_conditioned_model_and_zero_the_unconditioned_one():
     strong = run(3.0, cond, none)
     assert not torch.equal(strong, run(1.0, cond)) and not torch.equal(strong, run(1.0, none))
     assert (none[:, :, 1] == layout.semantic_vocab_size + 1).all()  # "none" of the second offset's slot
+
+
+def test_compiled_static_decoding_samples_what_eager_decoding_samples():
+    """sampling.compile: the same tokens as eager decoding, also a second time (cache and step reused)
+    and with guidance (a batch of 2B rows)."""
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True))
+    layout, model = stage.layout, stage.model
+    semantic = torch.randint(0, SEM_VOCAB, (2, 6), generator=torch.Generator().manual_seed(1))
+    seq = layout.encode(semantic, torch.empty(2, QC, 0, dtype=torch.long))
+    cond = layout.conditions(semantic, 12)
+    ranges = [layout.level_range(q) for q in range(QC)] * 12
+    for guidance in (1.0, 2.0):
+        runs = [decode(model, seq, ranges, SamplingConfig(temperature=0.8, guidance=guidance, compile=c),
+                       torch.Generator().manual_seed(5), cond, layout.unconditioned(cond)) for c in (False, True, True)]
+        assert torch.equal(runs[0], runs[1]) and torch.equal(runs[1], runs[2])

@@ -43,6 +43,22 @@ def test_kv_cache_decoding_equals_full_sequence(position):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("position", POSITIONS)
+def test_static_decoding_over_a_reused_cache_equals_the_full_sequence(position):
+    """Tensor positions over a block-sized cache (static shapes), the cache holding a longer earlier
+    sequence's stale keys past the prompt: the logits are the full pass's."""
+    model = tiny(position)
+    cache = model.make_cache(2, 48)
+    with torch.no_grad():
+        model(torch.randint(0, 20, (2, 40)), cache=cache, pos=0)  # an earlier generation's keys
+        idx = torch.randint(0, 20, (2, 30))
+        full = model(idx)
+        steps = [model(idx[:, :5], cache=cache, pos=0)]
+        for t in range(5, 30):
+            steps.append(model(idx[:, t : t + 1], cache=cache, pos=torch.tensor(t)))
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
+
+
 def test_cache_and_block_size_limits():
     model = tiny("rope")
     with pytest.raises(ValueError, match="block_size"):
