@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU paths in one short run on one CUDA device, each result a file under OUT_DIR:
-#   lm_bf16.json, lm_bf16_compile.json  LM training MFU against the card's bf16 matmul rate (flash SDPA),
-#                                       eager and torch.compile'd (benchmarks/lm.py)
+#   lm_bf16.json                        LM training MFU against the card's bf16 matmul rate (flash SDPA), eager
+#   lm_paper_compile.json               the paper-size LM compiled: MFU, peak memory, largest batch; sampling
+#                                       at batch 1/8/64, eager vs static cache + compiled step (benchmarks/lm.py)
 #   codec_fp32.json, codec_bf16.json    codec training throughput, discriminator share, RTF (benchmarks/codec.py)
 #   pipeline.log                        speech_tiny end to end with bf16-mixed under the DDP strategy
 #   quality/                            the small codec through its GAN phase (benchmarks/codec_quality.py),
@@ -19,7 +20,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu
 $py -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" >> "$out/gpu.txt" 2>&1
 
 timeout 70 $py lm.py --device cuda --dtype bf16 --repeats 3 > "$out/lm_bf16.json" 2> "$out/lm.err"
-timeout 90 $py lm.py --device cuda --dtype bf16 --compile --repeats 3 > "$out/lm_bf16_compile.json" 2>> "$out/lm.err"
+# the paper-size LM (12 x 1024, the coarse stage's 2304 tokens), compiled: MFU, memory, the largest batch,
+# and sampling at batch 1 / 8 / 64, eager vs static KV cache + compiled step (CUDA graphs)
+timeout 200 $py lm.py --device cuda --dtype bf16 --compile --repeats 3 --d-model 1024 --layers 12 --heads 16 \
+  --seq 2304 --batch 8 --find-max-batch --decode-batches 1,8,64 --decode-tokens 256 > "$out/lm_paper_compile.json" 2>> "$out/lm.err"
 for p in fp32 bf16; do
   timeout 50 $py codec.py --device cuda --precision $p --presets small paper --repeats 5 > "$out/codec_$p.json" 2>> "$out/codec.err"
 done

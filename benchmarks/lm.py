@@ -7,9 +7,12 @@ Both ratios use hardware rates measured in the same process, so they are compara
   weights could be streamed through matrix-vector products of the model's total size.
 
     python benchmarks/lm.py [--repeats 5] [--profile] [--norm rmsnorm] [--device cuda --dtype bf16 --compile]
+                            [--decode-batches 1,8,64]
 
 On a GPU, ``--dtype bf16`` runs the step under bf16 autocast and measures the matmul rate in bf16 too,
 so MFU is against the card's bf16 rate; ``--compile`` times the ``torch.compile``d model.
+``--decode-batches`` adds sampling throughput per batch size, eager vs the static KV cache with the
+compiled one-token step (``sampling.compile``); at batch 1 also the compiled rate over the bound.
 
 Prints one JSON object. On a shared machine each rate is the best of ``repeats`` interleaved
 measurements (fastest step over fastest matmul, fastest decode over fastest matvec), so a busy
@@ -72,6 +75,35 @@ def decode_time(model: Transformer, tokens: int, repeats: int) -> float:
     return best_time(lambda: decode(model, prompt, ranges, greedy), repeats) / tokens
 
 
+def largest_batch(model: Transformer, seq: int, dtype: torch.dtype, forward, start: int, peaks: dict) -> int:
+    """The largest batch (doubling from ``start``) whose training step fits in GPU memory; fills ``peaks``."""
+    fits, batch = start, start * 2
+    while batch <= 4096:
+        try:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            make_train_step(model, batch, seq, dtype, forward)()
+            torch.cuda.synchronize()
+        except torch.OutOfMemoryError:
+            break
+        peaks[batch] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        fits, batch = batch, batch * 2
+    torch.cuda.empty_cache()
+    return fits
+
+
+def decode_throughput(model: Transformer, batch: int, tokens: int, compiled: bool, repeats: int) -> float:
+    """Generated tokens/s (all rows) of ``batch``-row sampling, eager or with the static cache and the
+    compiled step (``sampling.compile``; compiled once before timing)."""
+    model.eval()
+    prompt = torch.zeros(batch, 1, dtype=torch.long, device=next(model.parameters()).device)
+    ranges = [(0, model.vocab_size)] * tokens
+    sampling = SamplingConfig(temperature=1.0, compile=compiled)
+    if compiled:
+        decode(model, prompt, ranges[:8], sampling)  # compile for this batch size
+    return batch * tokens / best_time(lambda: decode(model, prompt, ranges, sampling), repeats)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--d-model", type=int, default=512)
@@ -87,6 +119,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="training autocast dtype (and matmul rate)")
     p.add_argument("--compile", action="store_true", help="time the torch.compile'd model's training step")
+    p.add_argument("--find-max-batch", action="store_true", help="on a GPU: double the batch until a training "
+                   "step runs out of memory; report the largest that fits and its peak memory")
+    p.add_argument("--decode-batches", default="", help="e.g. 1,8,64: sampling throughput at these batch sizes, "
+                   "eager and with the static cache + compiled step (sampling.compile)")
     args = p.parse_args()
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     mm_size = 8192 if args.device.startswith("cuda") else 2048
@@ -126,6 +162,21 @@ def main() -> None:
     best_bound = max(r["bound_tokens_per_s"] for r in decode_runs.values())
     best_decode = max(r["decode_tokens_per_s"] for r in decode_runs.values())
 
+    memory = {}
+    if args.device.startswith("cuda"):
+        memory["peak_gib_at_batch"] = {args.batch: round(torch.cuda.max_memory_allocated() / 2**30, 2)}
+        if args.find_max_batch:
+            memory["largest_batch"] = largest_batch(model, args.seq, dtype, forward, args.batch, memory["peak_gib_at_batch"])
+
+    batched = {}
+    for b in [int(x) for x in args.decode_batches.split(",") if x]:
+        eager = decode_throughput(model, b, args.decode_tokens, False, args.repeats)
+        compiled = decode_throughput(model, b, args.decode_tokens, True, args.repeats)
+        batched[b] = {"eager_tokens_per_s": round(eager, 1), "compiled_tokens_per_s": round(compiled, 1),
+                      "compiled_over_eager": round(compiled / eager, 2)}
+        if b == 1:
+            batched[b]["compiled_over_bound"] = round(compiled / best_bound, 3)
+
     if args.profile:
         import sys
 
@@ -149,6 +200,8 @@ def main() -> None:
         "decode_tokens_per_s": best_decode,
         "decode_bound_tokens_per_s": best_bound,
         "decode_ratio": round(best_decode / best_bound, 3),
+        "batched_decode": batched,
+        "memory": memory,
     }, indent=2))
 
 
