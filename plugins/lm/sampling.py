@@ -117,7 +117,7 @@ def decode(
         cond = (lambda a, b: None) if conditions is None else (lambda a, b: conditions[:, a:b])
 
         def step(ids: Tensor, pos: int, a: int, b: int) -> Tensor:
-            if one_token is not None and ids.shape[1] == 1:
+            if one_token is not None and pos > 0:  # the prefill (any length, the caller's tensor) runs eagerly
                 position = torch.tensor(pos, device=ids.device)
                 logits = one_token(model, ids, position, cache, cond(a, b))  # [B(x2), V]
             else:
