@@ -55,7 +55,9 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     if first_per is not None and target is not None:
         if first_per <= target:  # the first step's levels alone would pass: the first step is what fails
             why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, within the target: "
-                   f"{first_stage} does not follow the semantic tokens (see its per-level validation accuracy), "
+                   f"{first_stage} does not follow the semantic tokens (see its per-level validation accuracy; "
+                   "a coarse LM that drifts from them while generating: aligned_semantic, aligned_context, "
+                   "condition_dropout with sampling.guidance, docs/training_guide.md), "
                    "or the semantic tokens carry too little of the phones (see semantic_tokens.pnmi)")
         else:
             why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, above the target: "
