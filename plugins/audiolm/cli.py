@@ -32,6 +32,8 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{stage}-temperature", type=float)
         p.add_argument(f"--{stage}-top-k", type=int)
         p.add_argument(f"--{stage}-top-p", type=float)
+    p.add_argument("--coarse-guidance", type=float, help="classifier-free guidance of the coarse LM (its "
+                   "sampling.guidance; higher follows the semantic tokens more, keeps less of the prompt's voice)")
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("export", help="bundle a run's models, recipe and model card for generation")
@@ -81,6 +83,8 @@ def _sampling(args: argparse.Namespace) -> dict[str, dict]:
             "top_k": getattr(args, f"{stage}_top_k"),
             "top_p": getattr(args, f"{stage}_top_p"),
         }
+        if stage == "coarse":
+            values["guidance"] = args.coarse_guidance
         out[stage] = {k: v for k, v in values.items() if v is not None}
     return out
 

@@ -246,7 +246,8 @@ class LMStage(Stage):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- generation helpers -------------------------------------------------------------------
-    def _sampling(self, temperature: float | None, top_k: int | None, top_p: float | None) -> SamplingConfig:
+    def _sampling(self, temperature: float | None, top_k: int | None, top_p: float | None,
+                  guidance: float | None = None) -> SamplingConfig:
         """The stage's sampling defaults with any per-call overrides."""
         d = self.config.sampling
         return replace(
@@ -254,4 +255,5 @@ class LMStage(Stage):
             temperature=d.temperature if temperature is None else temperature,
             top_k=d.top_k if top_k is None else top_k,
             top_p=d.top_p if top_p is None else top_p,
+            guidance=d.guidance if guidance is None else guidance,
         )

@@ -184,11 +184,13 @@ class CoarseLMStage(LMStage):
         top_k: int | None = None,
         top_p: float | None = None,
         generator: torch.Generator | None = None,
+        guidance: float | None = None,
     ) -> Tensor:
         """Coarse codes [B, Q', num_frames] for semantic ids [B, Ts].
 
         ``acoustic_prompt`` [B, >=Q', Tp]: codes of the first Tp frames (kept as given);
-        ``num_frames`` defaults to the duration of the semantic ids.
+        ``num_frames`` defaults to the duration of the semantic ids; ``guidance`` overrides
+        ``sampling.guidance`` (higher: closer to the semantic ids, less of the prompt's voice).
         """
         device, Qc = _device(self), self.config.num_coarse_quantizers
         semantic = semantic.to(device)
@@ -203,7 +205,7 @@ class CoarseLMStage(LMStage):
             codes = acoustic_prompt[:, :Qc, :total].to(device)
         win_s, win_a = self.window()
         ranges = [self.layout.level_range(q) for q in range(Qc)]
-        sampling = self._sampling(temperature, top_k, top_p)
+        sampling = self._sampling(temperature, top_k, top_p, guidance)
         while codes.shape[-1] < total:
             t = codes.shape[-1]
             # Window start: keep half a window of generated context, aligned to a semantic token.

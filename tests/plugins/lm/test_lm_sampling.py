@@ -130,3 +130,14 @@ def test_compiled_static_decoding_samples_what_eager_decoding_samples():
         runs = [decode(model, seq, ranges, SamplingConfig(temperature=0.8, guidance=guidance, compile=c),
                        torch.Generator().manual_seed(5), cond, layout.unconditioned(cond)) for c in (False, True, True)]
         assert torch.equal(runs[0], runs[1]) and torch.equal(runs[1], runs[2])
+
+
+def test_a_per_call_guidance_overrides_the_configured_one():
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True, sampling=SamplingConfig(temperature=0.0, guidance=3.0)))
+    torch.manual_seed(0)
+    for p in stage.model.condition.parameters():
+        p.data.normal_(0, 1.0)
+    semantic = torch.randint(0, SEM_VOCAB, (2, 6), generator=torch.Generator().manual_seed(2))
+    configured, off = stage.generate(semantic), stage.generate(semantic, guidance=1.0)
+    stage.config.sampling.guidance = 1.0
+    assert torch.equal(off, stage.generate(semantic)) and not torch.equal(configured, off)
