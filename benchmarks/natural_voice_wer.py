@@ -19,19 +19,9 @@ import json
 import numpy as np
 
 from soundstage.data.speech_corpus import all_voices, sentences, synth_utterance
-from soundstage.plugins.audiolm.evaluation.word_error import WordRecognizer, words
+from soundstage.plugins.audiolm.evaluation.word_error import WordRecognizer, error_rate, words
 
 SAMPLE_RATE = 16000
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    """Word-level Levenshtein distance."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def recognizer():
@@ -81,21 +71,22 @@ def style_reader(style: str):
 
 
 def measure(reader, texts: list[str], transcribe) -> dict:
-    edits, ref_words, by_accent = 0, 0, {}
+    refs, hyps, by_accent = [], [], {}
     examples = []
     for text, (voice, wave) in zip(texts, reader(texts)):
         hyp = transcribe(wave)
-        ref = words(text)
-        e = edit_distance(ref, words(hyp))
-        edits += e
-        ref_words += len(ref)
+        refs.append(words(text))
+        hyps.append(words(hyp))
         accent = voice.split("-")[1] + "-" + voice.split("-")[2] if voice.startswith("kokoro-") else voice.split("+")[0]
-        acc = by_accent.setdefault(accent, [0, 0])
-        acc[0], acc[1] = acc[0] + e, acc[1] + len(ref)
+        by_accent.setdefault(accent, ([], []))
+        by_accent[accent][0].append(hyps[-1])
+        by_accent[accent][1].append(refs[-1])
         if len(examples) < 4:
             examples.append({"voice": voice, "text": text, "heard": hyp})
-    return {"wer": round(edits / ref_words, 3), "utterances": len(texts), "reference_words": ref_words,
-            "wer_by_accent": {a: round(e / n, 3) for a, (e, n) in sorted(by_accent.items())}, "examples": examples}
+    return {"wer": round(error_rate(hyps, refs), 3), "utterances": len(texts),
+            "reference_words": sum(len(r) for r in refs),
+            "wer_by_accent": {a: round(error_rate(h, r), 3) for a, (h, r) in sorted(by_accent.items())},
+            "examples": examples}
 
 
 def main() -> None:

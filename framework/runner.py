@@ -299,6 +299,7 @@ class PipelineRunner:
         stage_dir = self.stage_dir(plan.name)
         stage_dir.mkdir(parents=True, exist_ok=True)
         ckpt = _relative(checkpoint, stage_dir) if checkpoint else None
+        outputs = _portable_outputs(outputs, stage_dir)
         write_json_atomic(
             stage_dir / DONE_FILE,
             {
@@ -306,11 +307,11 @@ class PipelineRunner:
                 "plugin": plan.plugin,
                 "produces": list(plan.stage_class.produces),
                 "checkpoint": ckpt,
-                "outputs": _portable_outputs(outputs, stage_dir),
+                "outputs": outputs,
                 "fingerprint_version": FINGERPRINT_VERSION,
                 "fingerprint": fingerprint(inputs),
                 "inputs": inputs,
-                "product_files": file_hashes(product_files(stage_dir, ckpt, _portable_outputs(outputs, stage_dir))),
+                "product_files": file_hashes(product_files(stage_dir, ckpt, outputs)),
                 "config": config_to_dict(plan.config),
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
@@ -365,7 +366,7 @@ def _portable_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any
         if isinstance(value, str) and os.path.isabs(value):
             path = Path(value).resolve()
             if path == root or root in path.parents:
-                return "./" + str(path.relative_to(root)) if path != root else "./"
+                return "./" if path == root else f"./{path.relative_to(root)}"
         return value
 
     return _map_paths(outputs, change)

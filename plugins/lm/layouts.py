@@ -146,17 +146,18 @@ class CoarseLayout:
         at = index[:, None] + offsets  # [La, K]
         inside = (at >= 0) & (at < Ts)
         ids = torch.where(inside, semantic[..., at.clamp(0, Ts - 1)] + 1, 0)  # [..., La, K]
-        ids = ids + (self.semantic_vocab_size + 1) * torch.arange(len(offsets), device=semantic.device)
-        prefix = prefix[..., None] + (self.semantic_vocab_size + 1) * torch.arange(len(offsets), device=semantic.device)
-        return torch.cat([prefix, ids], dim=-2)
+        return torch.cat([prefix[..., None].expand(*prefix.shape, len(offsets)), ids], dim=-2) + self._slot_starts(
+            semantic.device)
+
+    def _slot_starts(self, device: torch.device | None = None) -> Tensor:
+        """Where each context offset's part of the condition table starts (its "none" id) [2c + 1]."""
+        return (self.semantic_vocab_size + 1) * torch.arange(2 * self.context + 1, device=device)
 
     def unconditioned(self, conditions: Tensor) -> Tensor:
         """Condition ids of the same shape as ``conditions`` that say "none" everywhere (what the
         model sees for a sequence whose conditions training dropped; classifier-free guidance)."""
         none = torch.zeros_like(conditions)
-        if conditions.dim() and self.context:
-            none += (self.semantic_vocab_size + 1) * torch.arange(conditions.shape[-1], device=conditions.device)
-        return none
+        return none + self._slot_starts(conditions.device) if self.context else none
 
     def target_range(self, q: int) -> tuple[int, int]:
         """Ids a target at RVQ level ``q`` is scored against: that level's codes (what generation samples)."""

@@ -218,7 +218,7 @@ class CoarseLMStage(LMStage):
             window = semantic[:, s0 : min(Ts, s0 + win_s)]
             seq = self.layout.encode(window, codes[:, :, a0:t])
             cond = self.layout.conditions(window, a1 - a0) if self.layout.num_conditions else None
-            none = self.layout.unconditioned(cond) if cond is not None else None
+            none = self.layout.unconditioned(cond) if cond is not None and sampling.guidance != 1.0 else None
             new = decode(self.model, seq, ranges * (a1 - t), sampling, generator, cond, none)  # [B, Q'*(a1-t)]
             codes = torch.cat([codes, self.layout.tokens_to_codes(new)], dim=-1)
         return codes
