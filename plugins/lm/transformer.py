@@ -76,14 +76,14 @@ class RotaryEmbedding(nn.Module):
     def forward(self, x: Tensor, pos: int | Tensor) -> Tensor:
         """Rotate x [B, T, H, D] (last dim contiguous) for positions pos..pos+T."""
         T = x.shape[1]
-        if isinstance(pos, Tensor):
+        if isinstance(pos, Tensor) or torch.compiler.is_compiling():  # inductor generates no complex code
             return self._rotate_real(x, pos)
         xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # [B, T, H, D/2], no copy in fp32
         return torch.view_as_real(xc * self.cis[pos : pos + T]).flatten(-2).type_as(x)
 
-    def _rotate_real(self, x: Tensor, pos: Tensor) -> Tensor:
-        """The same rotation in real arithmetic at a position tensor (static decoding: torch.compile
-        generates code for real ops, not complex ones)."""
+    def _rotate_real(self, x: Tensor, pos: int | Tensor) -> Tensor:
+        """The same rotation in real arithmetic (under torch.compile, which generates code for real ops,
+        not complex ones: static decoding and compiled training)."""
         at = pos + torch.arange(x.shape[1], device=x.device)
         cos, sin = self.cos.index_select(0, at), self.sin.index_select(0, at)  # [T, 1, D/2]
         even, odd = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # [B, T, H, D/2] each
