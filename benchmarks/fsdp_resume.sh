@@ -6,14 +6,14 @@
 #
 # BASE_RUN_DIR holds speech_tiny's finished codec, semantic and tokens stages; it is copied, not changed.
 # Environment (defaults: the GPU proof): STRATEGY=fsdp ACCELERATOR=gpu PRECISION=bf16-mixed
-# MODEL="d_model=1024 n_layer=12 n_head=16" STEPS=300 EVERY=100 (checkpoint interval). On a CPU the same
+# MODEL="d_model=1024 n_layer=12 n_head=16" STEPS=1000 EVERY=200 (checkpoint interval). On a CPU the same
 # script checks itself with STRATEGY=auto ACCELERATOR=cpu PRECISION=32-true and a small MODEL.
 # Writes OUT_DIR/fsdp_first.log, fsdp_second.log and fsdp_resume.txt (exit codes, steps, verdict).
 set -u
 base=$(realpath "$1"); out=$(realpath -m "$2"); mkdir -p "$out"
 py=${PYTHON:-python3}
 strategy=${STRATEGY:-fsdp}; accelerator=${ACCELERATOR:-gpu}; precision=${PRECISION:-bf16-mixed}
-model=${MODEL:-"d_model=1024 n_layer=12 n_head=16"}; steps=${STEPS:-300}; every=${EVERY:-100}
+model=${MODEL:-"d_model=1024 n_layer=12 n_head=16"}; steps=${STEPS:-1000}; every=${EVERY:-200}
 run=$(mktemp -d)/run; cp -r "$base" "$run"
 s=stages.semantic_lm
 overrides=("$s.trainer.strategy=$strategy" "$s.trainer.accelerator=$accelerator" "$s.trainer.devices=1"
@@ -26,7 +26,7 @@ $py -m soundstage.cli run speech_tiny --run-dir "$run" --stages semantic_lm "${o
 pid=$!
 ckpt="$run/semantic_lm/checkpoints/last.ckpt"
 until [ -f "$ckpt" ] || ! kill -0 $pid 2>/dev/null; do sleep 0.5; done
-sleep 1
+
 kill -TERM $pid 2>/dev/null
 wait $pid; echo "first run exit $? (143: stopped by SIGTERM after saving)" >> "$report"
 grep -a -o "SIGTERM: saved .* at step [0-9]*" "$out/fsdp_first.log" | head -1 >> "$report"

@@ -34,7 +34,7 @@ want lm && timeout 130 $py lm.py "${paper[@]}" --compile --batch 16 --repeats 3 
   > "$out/lm_paper_train.json" 2> "$out/lm.err"; stamp lm
 want memory && timeout 70 $py lm.py "${paper[@]}" --batch 8 --repeats 1 --decode-tokens 32 --find-max-batch \
   > "$out/lm_paper_memory.json" 2>> "$out/lm.err"; stamp memory
-want decode && timeout 100 $py lm.py "${paper[@]}" --batch 1 --repeats 2 --decode-batches 1,8,64 --decode-tokens 256 \
+want decode && timeout 190 $py lm.py "${paper[@]}" --batch 1 --repeats 1 --decode-batches 1,8,64 --decode-tokens 128 \
   > "$out/lm_paper_decode.json" 2>> "$out/lm.err"; stamp decode
 if want generation; then
   timeout 50 $py generation.py --size paper --device cuda --generators soundstorm --what codes waveform \
