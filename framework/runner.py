@@ -363,7 +363,7 @@ def _portable_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any
     root = stage_dir.resolve()
 
     def change(value: Any) -> Any:
-        if isinstance(value, str) and os.path.isabs(value):
+        if isinstance(value, str) and value and not value.startswith("./"):  # (relative: to the cwd, as written)
             path = Path(value).resolve()
             if path == root or root in path.parents:
                 return "./" if path == root else f"./{path.relative_to(root)}"
