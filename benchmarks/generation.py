@@ -7,7 +7,7 @@ not depend on training): ``--size tiny`` = speech_tiny vs speech_tiny_soundstorm
 speech_small vs speech_small_soundstorm, ``paper`` = audiolm_paper's coarse_lm + fine_lm vs its
 soundstorm stage; their parameter counts are printed next to the rates.
 
-    python benchmarks/generation.py [--size small] [--device cpu|cuda] [--threads 1] [--seconds 3 10 30] [--batch 1 8]
+    python benchmarks/generation.py [--size small] [--device cpu|cuda] [--dtype bf16] [--threads 1] [--seconds 3 10 30] [--batch 1 8]
 
 Prints one JSON object (and each measurement to stderr as it is made). ``speedup`` is SoundStorm's rate
 over the AR stages' for each length and batch;
@@ -41,11 +41,12 @@ def params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def timed(fn, device: str) -> float:
+def timed(fn, device: str, dtype: torch.dtype) -> float:
     if device == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    fn()
+    with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype != torch.float32):
+        fn()
     if device == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -59,11 +60,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, nargs="+", default=[3.0, 10.0, 30.0])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: generate under bf16 autocast")
     ap.add_argument("--generators", nargs="+", choices=["coarse_fine", "soundstorm"], default=["coarse_fine", "soundstorm"])
     ap.add_argument("--what", nargs="+", choices=["codes", "waveform", "pipeline"], default=["codes", "waveform", "pipeline"],
                     help="codes: the acoustic stage alone; waveform: + codec decoder; pipeline: + semantic LM")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     torch.manual_seed(args.seed)
     ar_recipe, ss_recipe = RECIPES[args.size]
     models = build(ar_recipe, ("codec", "semantic", "semantic_lm", "coarse_lm", "fine_lm"), args.device)
@@ -77,7 +80,8 @@ def main() -> None:
     generators = {name: gen for name, gen in generators.items() if name in args.generators}
     ss = models["soundstorm"].config
     out: dict = {
-        "size": args.size, "recipes": [ar_recipe, ss_recipe], "device": args.device, "threads": args.threads,
+        "size": args.size, "recipes": [ar_recipe, ss_recipe], "device": args.device, "dtype": args.dtype,
+        "threads": args.threads,
         "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "params": {s: params(models[s]) for s in ("semantic_lm", "coarse_lm", "fine_lm", "soundstorm", "codec")},
         "soundstorm_passes_per_window": sum(ss.decoding.per_level(ss.num_quantizers)),
@@ -88,7 +92,7 @@ def main() -> None:
     rate = models["semantic_lm"].config.semantic_rate
     vocab = models["semantic_lm"].config.semantic_vocab_size
     for name, gen in generators.items():  # warm-up: first-call allocations and kernels
-        gen.from_semantic(torch.randint(0, vocab, (1, int(rate)), device=args.device))
+        timed(lambda: gen.from_semantic(torch.randint(0, vocab, (1, int(rate)), device=args.device)), args.device, dtype)
     for seconds in args.seconds:
         for batch in args.batch:
             ids = torch.randint(0, vocab, (batch, round(seconds * rate)), device=args.device)
@@ -98,7 +102,7 @@ def main() -> None:
                                  ("pipeline", lambda: gen.generate(seconds, batch=batch))):
                     if what not in args.what:
                         continue
-                    wall = timed(fn, args.device)
+                    wall = timed(fn, args.device, dtype)
                     row = {"generator": name, "what": what, "seconds": seconds, "batch": batch, "wall_s": round(wall, 3),
                            "audio_s_per_s": round(seconds * batch / wall, 3)}
                     out["results"].append(row)

@@ -5,7 +5,7 @@
 #   lm_paper_memory.json    the same LM eager: peak memory per batch and the largest batch that fits
 #   lm_paper_decode.json    its sampling at batch 1 / 8 / 64, eager vs static KV cache + compiled step
 #                           (CUDA graphs); batch 1 against the weight-streaming bound (benchmarks/lm.py)
-#   generation_*.json       audio seconds per wall second, paper-size SoundStorm and AR coarse + fine
+#   generation_*.json       audio seconds per wall second, paper-size SoundStorm (fp32, bf16) and AR coarse + fine
 #   fsdp_resume.txt         the paper-size LM under FSDP: trains, checkpoints, SIGTERM, resumes (fsdp_resume.sh)
 #   codec_fp32.json, codec_bf16.json    codec training throughput and RTF (benchmarks/codec.py)
 #   pipeline.log            speech_tiny end to end with bf16-mixed under the DDP strategy
@@ -39,6 +39,8 @@ want decode && timeout 190 $py lm.py "${paper[@]}" --batch 1 --repeats 1 --decod
 if want generation; then
   timeout 50 $py generation.py --size paper --device cuda --generators soundstorm --what codes waveform \
     --seconds 3 10 30 --batch 1 8 > "$out/generation_soundstorm.json" 2> "$out/generation.err"
+  timeout 40 $py generation.py --size paper --device cuda --dtype bf16 --generators soundstorm --what codes waveform \
+    --seconds 30 --batch 1 8 > "$out/generation_soundstorm_bf16.json" 2>> "$out/generation.err"
   timeout 50 $py generation.py --size paper --device cuda --generators coarse_fine --what codes \
     --seconds 10 --batch 1 > "$out/generation_ar.json" 2>> "$out/generation.err"
   stamp generation

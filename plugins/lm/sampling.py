@@ -11,7 +11,7 @@ from torch import Tensor
 
 from soundstage.config import check_ranges
 
-from .static_decoding import static_decoding
+from .static_decoding import span_for, static_decoding
 from .transformer import Transformer
 
 
@@ -119,7 +119,7 @@ def decode(
         def step(ids: Tensor, pos: int, a: int, b: int) -> Tensor:
             if one_token is not None and pos > 0:  # the prefill (any length, the caller's tensor) runs eagerly
                 position = torch.tensor(pos, device=ids.device)
-                logits = one_token(model, ids, position, cache, cond(a, b))  # [B(x2), V]
+                logits = one_token(model, ids, position, cache, cond(a, b), span_for(pos, cache.max_len))  # [B(x2), V]
             else:
                 logits = model(ids, cache=cache, pos=pos, last_only=True, conditions=cond(a, b))[:, -1]
             if not guided:

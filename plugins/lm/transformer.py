@@ -160,6 +160,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, D]
         if cache is not None:
             k, v = cache.update(layer, pos, k, v)  # [B, H, pos+T, D]
+            if isinstance(pos, Tensor) and mask is not None and mask.shape[-1] < k.shape[2]:
+                k, v = k[:, :, : mask.shape[-1]], v[:, :, : mask.shape[-1]]  # static decoding's span of the cache
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )  # [B, H, T, D]
@@ -256,15 +258,16 @@ class Transformer(nn.Module):
         return torch.arange(Tk, device=device)[None, :] <= q_pos[:, None], False
 
     def forward(self, idx: Tensor, cache: KVCache | None = None, pos: int | Tensor = 0, last_only: bool = False,
-                conditions: Tensor | None = None) -> Tensor:
+                conditions: Tensor | None = None, span: int | None = None) -> Tensor:
         """Logits [B, T, V] for ids [B, T] at positions pos..pos+T (``last_only``: [B, 1, V]).
 
         ``pos`` as a 0-dim tensor (with a cache) is static decoding: every call has the same shapes,
-        attending over the whole cache with its unwritten positions masked (``torch.compile``-able)."""
-        return self.head(self.features(idx, cache, pos, last_only, conditions))
+        attending over the first ``span`` cache positions (default: all) with the unwritten ones masked
+        (``torch.compile``-able: one graph per span)."""
+        return self.head(self.features(idx, cache, pos, last_only, conditions, span))
 
     def features(self, idx: Tensor, cache: KVCache | None = None, pos: int | Tensor = 0, last_only: bool = False,
-                 conditions: Tensor | None = None) -> Tensor:
+                 conditions: Tensor | None = None, span: int | None = None) -> Tensor:
         """The final-norm states [B, T, C] that ``head`` maps to logits (``forward`` without the head)."""
         B, T = idx.shape
         static = isinstance(pos, Tensor)
@@ -274,7 +277,9 @@ class Transformer(nn.Module):
             raise ValueError(f"sequence of {pos + T} positions exceeds model.block_size={self.config.block_size}")
         if (conditions is None) != (self.condition is None):
             raise ValueError("condition ids are given exactly when the model was built with num_conditions > 0")
-        Tk = cache.max_len if static else pos + T if cache is not None else T
+        if span is not None and not (static and 0 < span <= cache.max_len):
+            raise ValueError(f"span={span}: a tensor position and 1..{cache.max_len if cache else 0} cache positions")
+        Tk = (span or cache.max_len) if static else pos + T if cache is not None else T
         mask, is_causal = self._mask(T, pos, Tk, idx.device)
         x = self.embed(idx)  # [B, T, C]
         if conditions is not None:

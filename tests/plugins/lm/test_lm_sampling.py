@@ -1,6 +1,7 @@
 """Sampling settings and generation lengths of each stage."""
 import torch
 
+from soundstage.plugins.lm import static_decoding
 from soundstage.plugins.lm.sampling import SamplingConfig, decode, sample
 from soundstage.plugins.lm.stages import CoarseLMStage, FineLMStage, SemanticLMStage
 
@@ -117,9 +118,10 @@ def test_guidance_one_is_the_conditioned_model_and_zero_the_unconditioned_one():
     assert (none[:, :, 1] == layout.semantic_vocab_size + 1).all()  # "none" of the second offset's slot
 
 
-def test_compiled_static_decoding_samples_what_eager_decoding_samples():
-    """sampling.compile: the same tokens as eager decoding, also a second time (cache and step reused)
-    and with guidance (a batch of 2B rows)."""
+def test_compiled_static_decoding_samples_what_eager_decoding_samples(monkeypatch):
+    """sampling.compile: the same tokens as eager decoding, also a second time (cache and step reused),
+    with guidance (a batch of 2B rows) and across a change of attention span (32 -> 64 positions)."""
+    monkeypatch.setattr(static_decoding, "MIN_SPAN", 32)
     stage = CoarseLMStage(coarse_config(aligned_semantic=True))
     layout, model = stage.layout, stage.model
     semantic = torch.randint(0, SEM_VOCAB, (2, 6), generator=torch.Generator().manual_seed(1))

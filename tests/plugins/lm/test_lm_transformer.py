@@ -59,6 +59,24 @@ def test_static_decoding_over_a_reused_cache_equals_the_full_sequence(position):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
 
 
+def test_static_decoding_over_a_growing_span_of_the_cache_equals_the_full_sequence():
+    """Static decoding attending over a prefix ("span") of the cache that grows with the position, the
+    cache holding stale keys past it: the logits are the full pass's; a span too short is refused."""
+    model = tiny("rope")
+    cache = model.make_cache(2, 48)
+    with torch.no_grad():
+        model(torch.randint(0, 20, (2, 40)), cache=cache, pos=0)  # an earlier generation's keys
+        idx = torch.randint(0, 20, (2, 30))
+        full = model(idx)
+        steps = [model(idx[:, :5], cache=cache, pos=0)]
+        for t in range(5, 30):
+            span = next(s for s in (8, 16, 32, 48) if s > t)
+            steps.append(model(idx[:, t : t + 1], cache=cache, pos=torch.tensor(t), span=span))
+        with pytest.raises(ValueError, match="span=64"):
+            model(idx[:, :1], cache=cache, pos=torch.tensor(3), span=64)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
+
+
 def test_cache_and_block_size_limits():
     model = tiny("rope")
     with pytest.raises(ValueError, match="block_size"):
