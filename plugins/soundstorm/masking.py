@@ -1,7 +1,8 @@
 """SoundStorm's training masks (Borsos et al. 2023, section 3.2) and the semantic-to-frame alignment.
 
 Per utterance: a prompt boundary t ~ U{0..T-1} (frames before it are the prompt: never masked, no
-loss); a level q ~ U{1..Q}; a mask ratio p = cos(u), u ~ U[0, pi/2], applied to the non-prompt frames
+loss); a level q ~ U{1..Q} (or drawn with ``level_weights``: a small budget can train the first
+levels, which carry the content, more often than the paper's uniform draw); a mask ratio p = cos(u), u ~ U[0, pi/2], applied to the non-prompt frames
 of level q; every finer level fully masked after the prompt; coarser levels given. The loss covers
 the masked tokens of level q only.
 """
@@ -35,8 +36,10 @@ def semantic_to_frames(semantic: Tensor, num_frames: int, semantic_rate: float, 
     return semantic[..., index]
 
 
-def sample_masks(codes: Tensor, lengths: Tensor, mask_id: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """The paper's masks for codes [B, Q, T] with ``lengths`` [B] real frames (each >= 1).
+def sample_masks(codes: Tensor, lengths: Tensor, mask_id: int, generator: torch.Generator | None = None,
+                 level_weights: list[float] | None = None) -> dict[str, Tensor]:
+    """The paper's masks for codes [B, Q, T] with ``lengths`` [B] real frames (each >= 1); the level of
+    each row is uniform, or drawn in proportion to ``level_weights`` (one per level).
 
     Random numbers are drawn on the CPU (``generator`` for reproducible validation masks) and moved.
     Returns ``inputs``, ``loss_mask``, ``levels``, ``prompt_frames``, ``ratios`` (the drawn p).
@@ -45,7 +48,11 @@ def sample_masks(codes: Tensor, lengths: Tensor, mask_id: int, generator: torch.
     device = codes.device
     lengths_cpu = lengths.cpu()
     prompt = (torch.rand(B, generator=generator) * lengths_cpu).long()  # U{0..len-1}
-    levels = torch.randint(0, Q, (B,), generator=generator)  # U{1..Q}, 0-based
+    if level_weights is None:
+        levels = torch.randint(0, Q, (B,), generator=generator)  # U{1..Q}, 0-based
+    else:
+        levels = torch.multinomial(torch.tensor(level_weights[:Q], dtype=torch.float), B, replacement=True,
+                                   generator=generator)
     ratios = torch.cos(torch.rand(B, generator=generator) * (math.pi / 2))  # p = cos(u), u ~ U[0, pi/2]
     n_free = lengths_cpu - prompt  # non-prompt frames, >= 1
     n_masked = torch.ceil(ratios * n_free).long().clamp(min=1)  # at least one token carries the loss
@@ -67,7 +74,8 @@ def sample_masks(codes: Tensor, lengths: Tensor, mask_id: int, generator: torch.
 
 
 def make_masked_batch(batch: dict[str, Tensor], num_quantizers: int, mask_id: int, semantic_rate: float,
-                      acoustic_rate: float, generator: torch.Generator | None = None) -> MaskedBatch:
+                      acoustic_rate: float, generator: torch.Generator | None = None,
+                      level_weights: list[float] | None = None) -> MaskedBatch:
     """From token-datamodule tensors ``acoustic`` [B, >=Q, Ta], ``semantic`` [B, Ts] and their ``*_lengths``."""
     codes = batch["acoustic"][:, :num_quantizers]
     lengths = batch["acoustic_lengths"]
@@ -77,7 +85,7 @@ def make_masked_batch(batch: dict[str, Tensor], num_quantizers: int, mask_id: in
     last = (batch["semantic_lengths"] - 1).clamp(min=0)
     sem_frames = torch.floor(torch.arange(T, device=codes.device) * (semantic_rate / acoustic_rate) + 1e-6).long()
     semantic = torch.where(sem_frames[None] <= last[:, None], semantic, batch["semantic"].gather(1, last[:, None]))
-    m = sample_masks(codes, lengths, mask_id, generator)
+    m = sample_masks(codes, lengths, mask_id, generator, level_weights)
     levels = m["levels"]
     targets = codes.gather(1, levels[:, None, None].expand(B, 1, T)).squeeze(1)  # [B, T]
     padded = bool((lengths < T).any())

@@ -6,8 +6,9 @@ interface of ``coarse_lm.generate``, returning all levels.
 """
 from __future__ import annotations
 
+
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -39,11 +40,18 @@ class SoundStormConfig(LMConfig):
     acoustic_rate: float = 50.0  # codec frames per second
     # Training window, and the longest stretch decoded at once: longer audio slides window by window.
     window_seconds: float = 30.0
+    # How often each RVQ level is the one a training row learns: None = uniform (the paper); e.g.
+    # [4, 2, 1, 1, ...] trains level 0, which carries the content, a third of the time with 8 levels.
+    level_weights: Optional[list[float]] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_quantizers"),
                      positive=("semantic_rate", "acoustic_rate"))
+        w = self.level_weights
+        if w is not None and (len(w) != self.num_quantizers or min(w) < 0 or sum(w) <= 0):
+            raise ValueError(f"level_weights needs {self.num_quantizers} weights (one per level, >= 0, not all 0); "
+                             f"got {list(w)}")
 
 
 @register_stage("soundstorm")
@@ -110,7 +118,8 @@ class SoundStormStage(LMStage):
         c = self.config
         self._check_batch(batch)
         rng = None if self.training else self._mask_rng
-        mb = make_masked_batch(batch, c.num_quantizers, self.model.mask_id, c.semantic_rate, c.acoustic_rate, rng)
+        mb = make_masked_batch(batch, c.num_quantizers, self.model.mask_id, c.semantic_rate, c.acoustic_rate, rng,
+                               None if c.level_weights is None else list(c.level_weights))
         logits = self.model.logits(self.model(mb.inputs, mb.semantic, mb.frames), mb.levels)  # [B, T, K]
         levels = mb.levels[:, None].expand_as(mb.targets)
         picked, targets = logits[mb.loss_mask].float(), mb.targets[mb.loss_mask]  # the masked tokens of each row's level

@@ -16,6 +16,18 @@ def draw(lengths=None, seed=0):
     return codes, lengths, sample_masks(codes, lengths, MASK, g)
 
 
+def test_level_weights_set_how_often_each_level_is_trained_and_levels_stay_hidden_above_it():
+    g = torch.Generator().manual_seed(0)
+    codes, lengths = torch.randint(0, K, (B, Q, T), generator=g), torch.full((B,), T)
+    m = sample_masks(codes, lengths, MASK, g, level_weights=[4.0, 2.0, 1.0, 1.0])
+    counts = torch.bincount(m["levels"], minlength=Q).float() / B
+    assert torch.all((counts - torch.tensor([0.5, 0.25, 0.125, 0.125])).abs() < 0.03)
+    only_first = sample_masks(codes, lengths, MASK, g, level_weights=[1.0, 0.0, 0.0, 0.0])
+    assert int(only_first["levels"].max()) == 0
+    free = torch.arange(T)[None] >= only_first["prompt_frames"][:, None]
+    assert bool((only_first["inputs"][:, 1:] == MASK).all(1)[free].all())  # every finer level hidden after the prompt
+
+
 def test_ratio_level_and_prompt_follow_the_paper_distributions():
     codes, lengths, m = draw()
     p = m["ratios"]
