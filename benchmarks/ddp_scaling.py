@@ -116,7 +116,7 @@ def _worker(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, batches_per_epoch=total, preview_seconds=0,
     )
     stage = SemanticLMStage(config)
-    dm = TokenDataModule(args.shards, None, args.batch_size, streams=("semantic",), window_seconds=args.window_seconds,
+    dm = TokenDataModule(args.shards, None, args.batch_size, streams=("semantic",), window=stage.window_tokens(config),
                          batches_per_epoch=total, shuffle_buffer=64, seed=0)
     timer = Timer()
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -30,11 +30,11 @@ def collate_tokens(items: list[dict[str, Any]], streams: tuple[str, ...]) -> dic
 
 
 class _TokenDecode:
-    def __init__(self, streams: tuple[str, ...], window_seconds: float | None) -> None:
-        self.streams, self.window_seconds = streams, window_seconds
+    def __init__(self, streams: tuple[str, ...], window: Mapping[str, int] | None) -> None:
+        self.streams, self.window = streams, None if window is None else dict(window)
 
     def __call__(self, sample: dict[str, Any], rng: random.Random | None) -> dict[str, Any]:
-        return crop_aligned(decode_token_sample(sample, self.streams), self.streams, self.window_seconds, rng)
+        return crop_aligned(decode_token_sample(sample, self.streams), self.window, rng)
 
 
 class _TokenCollate:
@@ -48,9 +48,9 @@ class _TokenCollate:
 class TokenDataModule(ShardDataModule):
     """Batches of token windows: ``batch[s]`` and ``batch[f"{s}_lengths"]`` per stream, plus ``"key"``.
 
-    Training takes a random ``window_seconds`` window (the same span of time in every stream, on
-    frame boundaries of all of them); validation takes the first window (whole sequences if
-    ``window_seconds`` is None). Same epoch / rank / worker behaviour as ``AudioDataModule``.
+    Training takes a random window of ``window`` tokens per stream (``token_shards.window_lengths``: the
+    same span of time in every stream, on frame boundaries of all of them; an LM stage's
+    ``window_tokens``); validation takes the first window (whole sequences if ``window`` is None). Same epoch / rank / worker behaviour as ``AudioDataModule``.
     """
 
     def __init__(
@@ -59,7 +59,7 @@ class TokenDataModule(ShardDataModule):
         val_shards: str | None,
         batch_size: int,
         streams: tuple[str, ...] = ("semantic", "acoustic"),
-        window_seconds: float | None = None,
+        window: Mapping[str, int] | None = None,
         num_workers: int = 0,
         batches_per_epoch: int | None = None,
         shuffle_buffer: int = 256,
@@ -70,14 +70,16 @@ class TokenDataModule(ShardDataModule):
         super().__init__(train_shards, val_shards, batch_size, num_workers, batches_per_epoch, shuffle_buffer, seed,
                          pin_memory, prefetch_factor)
         self.streams = tuple(streams)
-        self.window_seconds = window_seconds
+        if window is not None and set(window) != set(self.streams):
+            raise ValueError(f"window {dict(window)} must give the tokens of each stream {self.streams}")
+        self.window = window
 
     def _stream(self, spec: str, train: bool) -> ShardStream:
         rank, world = rank_and_world(self)
         urls = expand_shards(spec)
         n = self.train_batches_per_epoch(urls, world) if train else 1
         return ShardStream(
-            urls, _TokenDecode(self.streams, self.window_seconds), _TokenCollate(self.streams), self.batch_size,
+            urls, _TokenDecode(self.streams, self.window), _TokenCollate(self.streams), self.batch_size,
             self.skipped, train=train, batches_per_epoch=n, shuffle_buffer=self.shuffle_buffer, seed=self.seed,
             rank=rank, world_size=world, start_step=start_step(self) if train else 0,
         )

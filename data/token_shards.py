@@ -12,7 +12,7 @@ import math
 import random
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import webdataset as wds
@@ -120,24 +120,41 @@ def _rate_grid(rates: list[float]) -> Fraction:
     return Fraction(num, den)
 
 
-def crop_aligned(item: dict[str, Any], streams: tuple[str, ...], window_seconds: float | None, rng: random.Random | None) -> dict[str, Any]:
-    """Cut the same time window out of every stream (random start if ``rng``, else the start).
+def _per_step(rate: float, grid: Fraction) -> int:
+    return int(Fraction(rate).limit_denominator(1000) / grid)
+
+
+def window_lengths(rates: Mapping[str, float], window_seconds: float) -> dict[str, int]:
+    """Tokens of each stream in a window of about ``window_seconds`` that starts and ends on frame
+    boundaries of every stream: whole steps of 1 / gcd(rates) seconds, at least one (25 Hz semantic +
+    50 Hz acoustic, 4 s: 100 and 200). The one place a window's length is computed: the LM stages size
+    their sequences with it and the token datamodule crops it."""
+    grid = _rate_grid(list(rates.values()))
+    steps = max(int(math.floor(window_seconds * grid + 1e-9)), 1)
+    return {s: steps * _per_step(r, grid) for s, r in rates.items()}
+
+
+def crop_aligned(item: dict[str, Any], window: Mapping[str, int] | None, rng: random.Random | None) -> dict[str, Any]:
+    """Cut the same time span, ``window`` tokens of each of its streams (from ``window_lengths``), out of
+    an item (random start if ``rng``, else the start); ``None`` keeps the whole item.
 
     The start is a multiple of ``1 / gcd(rates)`` seconds, so it falls on a frame boundary of
     every stream (e.g. 25 Hz semantic + 50 Hz acoustic: starts on whole semantic frames).
     """
-    if not window_seconds:
+    if not window:
         return item
     meta = item["meta"]
-    rates = {s: float(meta[f"{s}_rate"]) for s in streams}
+    rates = {s: float(meta[f"{s}_rate"]) for s in window}
     grid = _rate_grid(list(rates.values()))
-    per_unit = {s: int(Fraction(rates[s]).limit_denominator(1000) / grid) for s in streams}  # frames per grid step
-    win_units = max(int(math.floor(window_seconds * grid)), 1)
-    avail = min(item[s].shape[-1] // per_unit[s] for s in streams)  # whole grid steps in every stream
-    slack = avail - win_units
+    per_step = {s: _per_step(rates[s], grid) for s in window}
+    steps = {n // per_step[s] for s, n in window.items()}
+    if len(steps) != 1 or any(n % per_step[s] for s, n in window.items()):
+        raise ValueError(f"window {dict(window)} is not one span of time of streams at {rates} Hz (use window_lengths)")
+    win_steps = steps.pop()
+    avail = min(item[s].shape[-1] // per_step[s] for s in window)  # whole grid steps in every stream
+    slack = avail - win_steps
     start = rng.randrange(slack + 1) if rng is not None and slack > 0 else 0
     out = dict(item)
-    for s in streams:
-        a, n = start * per_unit[s], win_units * per_unit[s]
-        out[s] = item[s][..., a : a + n]
+    for s in window:
+        out[s] = item[s][..., start * per_step[s] : (start + win_steps) * per_step[s]]
     return out

@@ -33,12 +33,6 @@ class LMBatch:
     levels: Tensor
     conditions: Tensor | None = None
 
-    def crop(self, length: int) -> "LMBatch":
-        """The first ``length`` positions."""
-        cond = None if self.conditions is None else self.conditions[:, :length]
-        return LMBatch(self.inputs[:, :length], self.targets[:, :length], self.mask[:, :length],
-                       self.levels[:, :length], cond)
-
 
 def pack(seqs: list[Tensor], predicted: list[Tensor], levels: list[Tensor],
          conditions: list[Tensor] | None = None) -> LMBatch:

@@ -101,6 +101,14 @@ class LMStage(Stage):
         """Length of the longest training sequence (one window)."""
         raise NotImplementedError
 
+    @classmethod
+    def window_tokens(cls, config: LMConfig) -> dict[str, int]:
+        """Tokens of each stream in one training window of ``config.window_seconds``: what the token
+        datamodule crops and what the sequence length (``max_seq_len``) is made of."""
+        from soundstage.data.token_shards import window_lengths
+
+        return window_lengths({e.kind: e.frame_rate for e in cls.expected_streams(config)}, config.window_seconds)
+
     # --- pipeline -----------------------------------------------------------------------------
     def prepare(self, ctx: StageContext) -> None:
         """Check this stage's expected token streams against those the tokens stage recorded."""
@@ -122,8 +130,7 @@ class LMStage(Stage):
         # Each layer's residual stream is kept for the backward pass; a window holds at least one
         # stream's tokens (the fastest one), and never more than the model's block_size of them.
         m = config.model
-        rate = max(getattr(config, k, 0.0) for k in ("semantic_rate", "acoustic_rate"))
-        tokens = max(1, min(getattr(m, "block_size", math.inf), int(config.window_seconds * rate)))
+        tokens = max(1, min(getattr(m, "block_size", math.inf), max(cls.window_tokens(config).values())))
         what = f"{config.batch_size} x {tokens} tokens x {m.d_model} dims x {m.n_layer} layers of float32 activations"
         return [("batch_size", 4.0 * config.batch_size * tokens * m.d_model * m.n_layer, what)]
 
@@ -136,7 +143,7 @@ class LMStage(Stage):
             val_shards=outputs.get("val_tokens"),
             batch_size=self.config.batch_size,
             streams=self.streams,
-            window_seconds=self.config.window_seconds,
+            window=self.window_tokens(self.config),
             num_workers=ctx.data.num_workers,
             batches_per_epoch=self.config.batches_per_epoch,
             shuffle_buffer=ctx.data.shuffle_buffer,
@@ -154,9 +161,10 @@ class LMStage(Stage):
         """Mean cross-entropy of the batch's predicted tokens, each scored within its RVQ level's ids
         (``level_loss.py``), plus the per-target (cross-entropy, correct, level) for the metrics."""
         b = self.layout.make_batch(batch)
-        block = self.config.model.block_size
-        if b.inputs.shape[1] > block:  # a window rounded up by a frame must not break training
-            b = b.crop(block)
+        if b.inputs.shape[1] > self.config.model.block_size:  # the datamodule crops windows of max_seq_len
+            raise SoundstageError(f"{self.stage_name or type(self).__name__}: a batch of {b.inputs.shape[1]} tokens "
+                                  f"exceeds model.block_size={self.config.model.block_size}; were its token "
+                                  f"windows cropped by window_tokens()?")
         inputs = b.inputs
         if self.training and self.config.input_noise > 0:
             inputs = corrupt_history(inputs, b.levels, self.config.input_noise, self.layout.level_range)

@@ -101,7 +101,7 @@ class SemanticLMStage(LMStage):
         super().__init__(config, SemanticLayout(config.semantic_vocab_size, config.dedup), metric_levels=[])
 
     def max_seq_len(self) -> int:
-        return self.layout.max_len(round(self.config.window_seconds * self.config.semantic_rate))
+        return self.layout.max_len(self.window_tokens(self.config)["semantic"])
 
     @classmethod
     def expected_streams(cls, config: SemanticLMConfig) -> list[TokenExpectation]:
@@ -158,8 +158,8 @@ class CoarseLMStage(LMStage):
 
     def window(self) -> tuple[int, int]:
         """(semantic tokens, acoustic frames) in one window."""
-        c = self.config
-        return round(c.window_seconds * c.semantic_rate), round(c.window_seconds * c.acoustic_rate)
+        w = self.window_tokens(self.config)
+        return w["semantic"], w["acoustic"]
 
     def max_seq_len(self) -> int:
         return self.layout.max_len(*self.window())
@@ -238,7 +238,7 @@ class FineLMStage(LMStage):
         super().__init__(config, layout, metric_levels=list(range(config.num_coarse_quantizers, config.num_quantizers)))
 
     def chunk_frames(self) -> int:
-        return round(self.config.window_seconds * self.config.acoustic_rate)
+        return self.window_tokens(self.config)["acoustic"]
 
     def max_seq_len(self) -> int:
         return self.layout.max_len(self.chunk_frames())

@@ -69,7 +69,7 @@ class SoundStormStage(LMStage):
 
     def window_frames(self) -> int:
         """Codec frames in one window."""
-        return max(1, round(self.config.window_seconds * self.config.acoustic_rate))
+        return self.window_tokens(self.config)["acoustic"]
 
     def build_model(self) -> nn.Module:
         c = self.config
@@ -89,7 +89,7 @@ class SoundStormStage(LMStage):
     @classmethod
     def memory_floor(cls, config: SoundStormConfig) -> list[tuple[str, float, str]]:
         # Each block keeps about 4 residual-width activations (FF, attention, conv, FF) per frame.
-        frames = max(1, round(config.window_seconds * config.acoustic_rate))
+        frames = cls.window_tokens(config)["acoustic"]
         m = config.model
         what = f"{config.batch_size} x {frames} frames x {m.d_model} dims x {m.n_layer} blocks x 4 of float32 activations"
         return [("batch_size", 4.0 * 4 * config.batch_size * frames * m.d_model * m.n_layer, what)]

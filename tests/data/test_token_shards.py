@@ -7,7 +7,7 @@ import pytest
 import webdataset as wds
 
 from soundstage.data.token_datamodule import TokenDataModule
-from soundstage.data.token_shards import TokenShardWriter, crop_aligned, decode_token_sample
+from soundstage.data.token_shards import TokenShardWriter, crop_aligned, decode_token_sample, window_lengths
 
 Q = 4
 
@@ -52,7 +52,7 @@ def test_aligned_crop(rates):
     item = {"key": "k", "meta": meta, "semantic": sem, "acoustic": ac}
     rng = random.Random(0)
     for _ in range(10):
-        c = crop_aligned(item, ("semantic", "acoustic"), 0.8, rng)
+        c = crop_aligned(item, window_lengths({"semantic": rates[0], "acoustic": rates[1]}, 0.8), rng)
         t_sem = c["semantic"][0] / rates[0]
         t_ac = c["acoustic"][0, 0] / rates[1]
         assert abs(t_sem - t_ac) < 1e-9  # both windows start at the same time
@@ -60,11 +60,22 @@ def test_aligned_crop(rates):
         assert c["acoustic"].shape[0] == Q
 
 
+def test_one_window_length_for_every_stream_and_a_window_that_is_not_one_span_is_refused():
+    assert window_lengths({"semantic": 25.0, "acoustic": 50.0}, 4.0) == {"semantic": 100, "acoustic": 200}
+    assert window_lengths({"semantic": 50.0, "acoustic": 75.0}, 0.1) == {"semantic": 4, "acoustic": 6}  # 2 steps of 1/25 s
+    assert window_lengths({"semantic": 25.0}, 0.01) == {"semantic": 1}  # at least one step
+    sem, ac, meta = _sample(3.0, 25.0, 50.0)
+    item = {"key": "k", "meta": meta, "semantic": sem, "acoustic": ac}
+    with pytest.raises(ValueError, match="not one span of time"):
+        crop_aligned(item, {"semantic": 20, "acoustic": 41}, None)
+
+
 def test_token_datamodule_ranks_and_windows(token_shards):
     out, keys = token_shards
     seen = Counter()
     for rank in (0, 1):
-        dm = TokenDataModule(str(out / "train"), str(out / "val"), batch_size=2, window_seconds=0.8,
+        dm = TokenDataModule(str(out / "train"), str(out / "val"), batch_size=2,
+                             window=window_lengths({"semantic": 25.0, "acoustic": 50.0}, 0.8),
                              num_workers=2, batches_per_epoch=3, shuffle_buffer=3, seed=0)
         dm.rank, dm.world_size = rank, 2
         batches = list(dm.train_dataloader())

@@ -21,7 +21,7 @@ def lm_validation(stage: Any, val_tokens: str, batch_size: int = 8, max_batches:
     from soundstage.data.token_datamodule import TokenDataModule
 
     dm = TokenDataModule(
-        val_tokens, val_tokens, batch_size, streams=stage.streams, window_seconds=stage.config.window_seconds
+        val_tokens, val_tokens, batch_size, streams=stage.streams, window=stage.window_tokens(stage.config)
     )
     device = module_device(stage)
     stage.val_metrics.reset()

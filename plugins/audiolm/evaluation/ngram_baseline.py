@@ -45,13 +45,12 @@ def _batches(stage: Any, tokens: str, batch_size: int, max_batches: int | None):
     """The stage's (inputs, targets, mask) of the first windows of ``tokens`` (as its validation crops them)."""
     from soundstage.data.token_datamodule import TokenDataModule
 
-    dm = TokenDataModule(tokens, tokens, batch_size, streams=stage.streams, window_seconds=stage.config.window_seconds)
-    block = stage.config.model.block_size
+    dm = TokenDataModule(tokens, tokens, batch_size, streams=stage.streams, window=stage.window_tokens(stage.config))
     for i, batch in enumerate(dm.val_dataloader()):
         if max_batches is not None and i >= max_batches:
             return
         b = stage.layout.make_batch(batch)
-        yield b.inputs[:, :block], b.targets[:, :block], b.mask[:, :block]
+        yield b.inputs, b.targets, b.mask
 
 
 @torch.no_grad()

@@ -124,7 +124,8 @@ def test_tokenize_both_streams(tmp_path):
         assert item["acoustic"].shape == (2, int(np.ceil(len(wave) / 80)))
     index = (Path(out["val_tokens"]) / "index.json").read_text()
     assert '"num_samples": 4' in index
-    dm = TokenDataModule(out["train_tokens"], out["val_tokens"], batch_size=2, window_seconds=0.2)
+    dm = TokenDataModule(out["train_tokens"], out["val_tokens"], batch_size=2,
+                         window={"semantic": 10, "acoustic": 20})  # 0.2 s at 50 / 100 Hz
     batch = next(iter(dm.train_dataloader()))
     assert batch["acoustic"].shape == (2, 2, 20) and batch["semantic"].shape == (2, 10)
 
