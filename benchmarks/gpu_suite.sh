@@ -17,6 +17,7 @@
 #   benchmarks/gpu_suite.sh OUT_DIR [FSDP_BASE_RUN_DIR] [QUALITY_MINUTES=3] [REAL_AUDIO_DIR]
 #   SECTIONS="lm decode generation" (default; add memory fsdp codec pipeline quality for the rest)
 # FSDP_BASE_RUN_DIR: a speech_tiny run dir with codec, semantic and tokens done (fsdp_resume.sh).
+# A machine with torch and Lightning but no network: benchmarks/gpu_wheels.sh builds the rest as wheels.
 set -u
 out=$(realpath -m "${1:-runs/gpu_suite}"); base=${2:+$(realpath "$2")}; minutes=${3:-3}; real=${4:-}
 sections=" ${SECTIONS:-lm decode generation} "
