@@ -50,7 +50,8 @@ class TokenDataModule(ShardDataModule):
 
     Training takes a random window of ``window`` tokens per stream (``token_shards.window_lengths``: the
     same span of time in every stream, on frame boundaries of all of them; an LM stage's
-    ``window_tokens``); validation takes the first window (whole sequences if ``window`` is None). Same epoch / rank / worker behaviour as ``AudioDataModule``.
+    ``window_tokens``); validation takes the first window (whole sequences if ``window`` is None).
+    Same epoch / rank / worker behaviour as ``AudioDataModule``.
     """
 
     def __init__(

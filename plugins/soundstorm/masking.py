@@ -2,9 +2,9 @@
 
 Per utterance: a prompt boundary t ~ U{0..T-1} (frames before it are the prompt: never masked, no
 loss); a level q ~ U{1..Q} (or drawn with ``level_weights``: a small budget can train the first
-levels, which carry the content, more often than the paper's uniform draw); a mask ratio p = cos(u), u ~ U[0, pi/2], applied to the non-prompt frames
-of level q; every finer level fully masked after the prompt; coarser levels given. The loss covers
-the masked tokens of level q only.
+levels, which carry the content, more often than the paper's uniform draw); a mask ratio p = cos(u),
+u ~ U[0, pi/2], applied to the non-prompt frames of level q; every finer level fully masked after the
+prompt; coarser levels given. The loss covers the masked tokens of level q only.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def sample_masks(codes: Tensor, lengths: Tensor, mask_id: int, generator: torch.
     if level_weights is None:
         levels = torch.randint(0, Q, (B,), generator=generator)  # U{1..Q}, 0-based
     else:
-        levels = torch.multinomial(torch.tensor(level_weights[:Q], dtype=torch.float), B, replacement=True,
+        levels = torch.multinomial(torch.tensor(level_weights, dtype=torch.float), B, replacement=True,
                                    generator=generator)
     ratios = torch.cos(torch.rand(B, generator=generator) * (math.pi / 2))  # p = cos(u), u ~ U[0, pi/2]
     n_free = lengths_cpu - prompt  # non-prompt frames, >= 1

@@ -6,7 +6,6 @@ interface of ``coarse_lm.generate``, returning all levels.
 """
 from __future__ import annotations
 
-
 from dataclasses import dataclass, field
 from typing import Any, Optional
 

@@ -43,11 +43,9 @@ def test_kv_cache_decoding_equals_full_sequence(position):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("position", POSITIONS)
-def test_static_decoding_over_a_reused_cache_equals_the_full_sequence(position):
-    """Tensor positions over a block-sized cache (static shapes), the cache holding a longer earlier
-    sequence's stale keys past the prompt: the logits are the full pass's."""
-    model = tiny(position)
+def _static_decoding_against_full_pass(model, span_of=lambda t: None):
+    """(logits of a full pass over 30 ids, the same ids prefilled then decoded one by one at tensor
+    positions over a 48-position cache that holds a longer earlier sequence's stale keys), and the cache."""
     cache = model.make_cache(2, 48)
     with torch.no_grad():
         model(torch.randint(0, 20, (2, 40)), cache=cache, pos=0)  # an earlier generation's keys
@@ -55,26 +53,26 @@ def test_static_decoding_over_a_reused_cache_equals_the_full_sequence(position):
         full = model(idx)
         steps = [model(idx[:, :5], cache=cache, pos=0)]
         for t in range(5, 30):
-            steps.append(model(idx[:, t : t + 1], cache=cache, pos=torch.tensor(t)))
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
+            steps.append(model(idx[:, t : t + 1], cache=cache, pos=torch.tensor(t), span=span_of(t)))
+    return full, torch.cat(steps, dim=1), cache
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_static_decoding_over_a_reused_cache_equals_the_full_sequence(position):
+    """Tensor positions over a block-sized cache (static shapes), the cache holding a longer earlier
+    sequence's stale keys past the prompt: the logits are the full pass's."""
+    full, decoded, _ = _static_decoding_against_full_pass(tiny(position))
+    torch.testing.assert_close(decoded, full, atol=1e-5, rtol=1e-4)
 
 
 def test_static_decoding_over_a_growing_span_of_the_cache_equals_the_full_sequence():
     """Static decoding attending over a prefix ("span") of the cache that grows with the position, the
     cache holding stale keys past it: the logits are the full pass's; a span too short is refused."""
     model = tiny("rope")
-    cache = model.make_cache(2, 48)
-    with torch.no_grad():
-        model(torch.randint(0, 20, (2, 40)), cache=cache, pos=0)  # an earlier generation's keys
-        idx = torch.randint(0, 20, (2, 30))
-        full = model(idx)
-        steps = [model(idx[:, :5], cache=cache, pos=0)]
-        for t in range(5, 30):
-            span = next(s for s in (8, 16, 32, 48) if s > t)
-            steps.append(model(idx[:, t : t + 1], cache=cache, pos=torch.tensor(t), span=span))
-        with pytest.raises(ValueError, match="span=64"):
-            model(idx[:, :1], cache=cache, pos=torch.tensor(3), span=64)
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-4)
+    full, decoded, cache = _static_decoding_against_full_pass(model, lambda t: next(s for s in (8, 16, 32, 48) if s > t))
+    with torch.no_grad(), pytest.raises(ValueError, match="span=64"):
+        model(torch.zeros(2, 1, dtype=torch.long), cache=cache, pos=torch.tensor(3), span=64)
+    torch.testing.assert_close(decoded, full, atol=1e-5, rtol=1e-4)
 
 
 def test_cache_and_block_size_limits():
