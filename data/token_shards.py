@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import random
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,6 +16,7 @@ import numpy as np
 import webdataset as wds
 
 from .shard_folder import ShardFolder
+from .token_windows import _per_step, _rate_grid, window_lengths  # noqa: F401  (window_lengths re-exported)
 from .shard_writer import sanitize_key
 
 STREAM_EXT = {"semantic": "semantic.npy", "acoustic": "acoustic.npy"}
@@ -110,28 +109,6 @@ def decode_token_sample(sample: dict[str, Any], streams: tuple[str, ...]) -> dic
             raise ValueError(f"token sample {sample['__key__']!r} has no {s} tokens")
         out[s] = load_npy(sample[ext]).astype(np.int64)
     return out
-
-
-def _rate_grid(rates: list[float]) -> Fraction:
-    """The largest frequency g such that every rate is an integer multiple of g (gcd of the rates)."""
-    fr = [Fraction(r).limit_denominator(1000) for r in rates]
-    num = math.gcd(*[f.numerator for f in fr])
-    den = math.lcm(*[f.denominator for f in fr])
-    return Fraction(num, den)
-
-
-def _per_step(rate: float, grid: Fraction) -> int:
-    return int(Fraction(rate).limit_denominator(1000) / grid)
-
-
-def window_lengths(rates: Mapping[str, float], window_seconds: float) -> dict[str, int]:
-    """Tokens of each stream in a window of about ``window_seconds`` that starts and ends on frame
-    boundaries of every stream: whole steps of 1 / gcd(rates) seconds, at least one (25 Hz semantic +
-    50 Hz acoustic, 4 s: 100 and 200). The one place a window's length is computed: the LM stages size
-    their sequences with it and the token datamodule crops it."""
-    grid = _rate_grid(list(rates.values()))
-    steps = max(int(math.floor(window_seconds * grid + 1e-9)), 1)
-    return {s: steps * _per_step(r, grid) for s, r in rates.items()}
 
 
 def crop_aligned(item: dict[str, Any], window: Mapping[str, int] | None, rng: random.Random | None) -> dict[str, Any]:

@@ -150,14 +150,18 @@ def _cmd_recipe_validate(args: argparse.Namespace) -> int:
 def _cmd_plugins(args: argparse.Namespace) -> int:
     import fnmatch
 
-    from .registry import list_stages
-    from .stage import config_fields
+    from .registry import available_stages, get_spec
+    from .stage_spec import config_fields
 
     unavailable, shown = [], 0
-    for name, cls in list_stages().items():
+    for name in available_stages():
         if not fnmatch.fnmatch(name, args.pattern):
-            continue
+            continue  # only the specs asked for are imported
         shown += 1
+        try:
+            cls = get_spec(name)
+        except SoundstageError as exc:
+            cls = exc
         if isinstance(cls, SoundstageError):
             print(f"{name}  [unavailable: {cls}]\n")
             unavailable.append(name)

@@ -53,14 +53,14 @@ def stage_inputs(recipe: "Recipe", plan: "StagePlan", upstream_products: dict[st
     trainer = config_to_dict(plan.trainer)
     inputs: dict[str, Any] = {
         "plugin": plan.plugin,
-        "plugin_version": plugin_version(plan.stage_class.__module__),
+        "plugin_version": plugin_version(plan.spec.__module__),
         "config": config_to_dict(plan.config),
         "seed": recipe.seed,
         "trainer": {k: v for k, v in trainer.items() if k not in NOT_RESULT_TRAINER_KEYS},
         "checkpoint": plan.checkpoint,
         "upstream": dict(upstream_products),
     }
-    if "audio" in plan.stage_class.consumes and not plan.checkpoint:
+    if "audio" in plan.spec.consumes and not plan.checkpoint:
         inputs["data"] = data_inputs(recipe)
     return inputs
 

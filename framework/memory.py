@@ -27,7 +27,7 @@ def check_memory(recipe: "Recipe", stages: Sequence[str], limit: int | None = No
         return
     for name in stages:
         plan = recipe.stages[name]
-        for key, need, what in plan.stage_class.memory_floor(plan.config):
+        for key, need, what in plan.spec.memory_floor(plan.config):
             if need > limit:
                 raise SoundstageError(
                     f"stages.{name}.config.{key}: one batch ({what}) needs at least {human_bytes(need)}, more than "

@@ -19,12 +19,13 @@ from .config import RangeError, build_config, check_ranges, config_to_dict
 from .dag import topological_order
 from .errors import RecipeError, SoundstageError
 from .recipe_schema import DataConfig, RecipeSchema
-from .registry import get_stage
+from .registry import get_spec, get_stage
 from .token_contract import TOKEN_KINDS, TokenStream, streams_problems
 from .trainer import TrainerConfig
 
-if TYPE_CHECKING:  # stage.py imports Lightning: `recipe list` and the CLI's start never need it
-    from .stage import Stage, StageConfig
+if TYPE_CHECKING:  # stage.py imports Lightning: validating a recipe never needs it (specs are torch-free)
+    from .stage import Stage
+    from .stage_spec import StageConfig, StageSpec
 
 #: Streams that come from the dataset itself rather than from a stage.
 DATASET_STREAMS = frozenset({"audio"})
@@ -32,16 +33,21 @@ DATASET_STREAMS = frozenset({"audio"})
 
 @dataclass
 class StagePlan:
-    """One validated stage of a recipe: plugin class, typed config, trainer and wiring."""
+    """One validated stage of a recipe: plugin spec, typed config, trainer and wiring."""
 
     name: str
     plugin: str
-    stage_class: type[Stage]
+    spec: type[StageSpec]  # the plugin's declarations (validation reads only these)
     config: StageConfig
     trainer: TrainerConfig
     needs: list[str]
     checkpoint: str | None = None
     trainer_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stage_class(self) -> type[Stage]:
+        """The plugin's Stage class (imports its model code: torch, Lightning)."""
+        return get_stage(self.plugin)
 
 
 @dataclass
@@ -181,11 +187,11 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
         entry = schema.stages[name]
         where = f"stages.{name}"
         try:
-            stage_class = get_stage(entry.plugin)
+            spec = get_spec(entry.plugin)
         except SoundstageError as exc:
             raise RecipeError(f"{source}: key '{where}.plugin': {exc}") from exc
-        config_tree = _with_preset(stage_class, entry.config, f"{where}.config", source)
-        config = build_config(stage_class.config_class, config_tree, where=f"{where}.config", source=source)
+        config_tree = _with_preset(spec, entry.config, f"{where}.config", source)
+        config = build_config(spec.config_class, config_tree, where=f"{where}.config", source=source)
         trainer_overrides = dict(entry.trainer or {})
         trainer = build_config(
             TrainerConfig, {**config_to_dict(schema.trainer), **trainer_overrides}, where=f"{where}.trainer", source=source
@@ -196,25 +202,25 @@ def load_recipe(ref: str | Path, overrides: Sequence[str] = ()) -> Recipe:
                 f"{source}: key '{where}.trainer.strategy': fsdp needs accelerator gpu (Lightning's FSDP runs on "
                 f"CUDA only); use strategy=ddp on CPU"
             )
-        plans[name] = StagePlan(name, entry.plugin, stage_class, config, trainer, needs[name], entry.checkpoint, trainer_overrides)
+        plans[name] = StagePlan(name, entry.plugin, spec, config, trainer, needs[name], entry.checkpoint, trainer_overrides)
     _check_streams(plans, source)
     _check_sample_rates(plans, schema.data, source)
     return Recipe(schema.name, source, schema.description, schema.seed, schema.run_root, schema.data, schema.trainer,
                   plans, dict(schema.shared or {}))
 
 
-def _with_preset(stage_class: type[Stage], tree: Any, where: str, source: str) -> Any:
-    """``config: {preset: NAME, ...}``: the plugin's named preset (``Stage.config_presets``) under the given keys."""
+def _with_preset(spec: type[StageSpec], tree: Any, where: str, source: str) -> Any:
+    """``config: {preset: NAME, ...}``: the plugin's named preset (``StageSpec.config_presets``) under the given keys."""
     if isinstance(tree, dict):
         tree = OmegaConf.create(tree)
     if not OmegaConf.is_dict(tree) or "preset" not in tree:
         return tree
     name = str(tree.preset)
-    presets = stage_class.config_presets()
+    presets = spec.config_presets()
     if name not in presets:
         close = difflib.get_close_matches(name, list(presets), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        known = ", ".join(presets) or f"{stage_class.stage_name} has none"
+        known = ", ".join(presets) or f"{spec.stage_name} has none"
         raise RecipeError(f"{source}: key '{where}.preset': unknown preset {name!r} ({hint}known: {known})")
     rest = OmegaConf.masked_copy(tree, [k for k in tree.keys() if k != "preset"])
     return OmegaConf.merge(OmegaConf.create(presets[name]), rest)
@@ -243,15 +249,15 @@ def _check_streams(plans: dict[str, StagePlan], source: str) -> None:
     for plan in plans.values():
         provided = set(DATASET_STREAMS)
         for dep in plan.needs:
-            provided |= set(plans[dep].stage_class.produces)
-        missing = [s for s in plan.stage_class.consumes if s not in provided and not _optional(plan, s)]
+            provided |= set(plans[dep].spec.produces)
+        missing = [s for s in plan.spec.consumes if s not in provided and not _optional(plan, s)]
         if missing:
             raise RecipeError(
                 f"{source}: key 'stages.{plan.name}.needs': plugin {plan.plugin!r} consumes {missing} "
                 f"but no stage in needs ({plan.needs or 'none'}) produces it"
             )
         ancestors = _ancestors(plans, plan.name)
-        problems = plan.stage_class.check_upstream(plan.config, {d: (plans[d].stage_class, plans[d].config) for d in ancestors})
+        problems = plan.spec.check_upstream(plan.config, {d: (plans[d].spec, plans[d].config) for d in ancestors})
         for problem in problems:
             raise RecipeError(f"{source}: stages.{plan.name}: {problem}")
     _check_token_contracts(plans, source)
@@ -265,13 +271,13 @@ def _check_token_contracts(plans: dict[str, StagePlan], source: str) -> None:
         visible: dict[str, tuple[str, TokenStream | None]] = {}
         for dep in _ancestors(plans, plan.name):
             visible.update(made[dep])
-        problems += streams_problems(plan.name, plan.stage_class.expected_streams(plan.config), visible)
+        problems += streams_problems(plan.name, plan.spec.expected_streams(plan.config), visible)
         try:
-            streams = plan.stage_class.token_streams(plan.config, {k: v for k, (_, v) in visible.items() if v})
+            streams = plan.spec.token_streams(plan.config, {k: v for k, (_, v) in visible.items() if v})
         except SoundstageError as exc:
             raise RecipeError(f"{source}: stages.{plan.name}: {exc}") from exc
         own: dict[str, tuple[str, TokenStream | None]] = {}
-        for kind in plan.stage_class.produces:
+        for kind in plan.spec.produces:
             if kind in TOKEN_KINDS:
                 own[kind] = (plan.name, streams.get(kind))
         for kind, stream in streams.items():
@@ -286,7 +292,7 @@ def _check_sample_rates(plans: dict[str, StagePlan], data: DataConfig, source: s
     """A stage that reads the dataset's audio and has a ``sample_rate`` must match ``data.sample_rate``."""
     for plan in plans.values():
         rate = getattr(plan.config, "sample_rate", None)
-        if "audio" in plan.stage_class.consumes and rate is not None and int(rate) != int(data.sample_rate):
+        if "audio" in plan.spec.consumes and rate is not None and int(rate) != int(data.sample_rate):
             raise RecipeError(
                 f"{source}: key 'stages.{plan.name}.config.sample_rate': {rate} Hz but data.sample_rate is "
                 f"{data.sample_rate} Hz (interpolate it: ${{data.sample_rate}})"
@@ -306,5 +312,5 @@ def _ancestors(plans: dict[str, StagePlan], name: str) -> list[str]:
 
 
 def _optional(plan: StagePlan, stream: str) -> bool:
-    return stream in getattr(plan.stage_class, "optional_consumes", ())
+    return stream in getattr(plan.spec, "optional_consumes", ())
 

@@ -111,7 +111,7 @@ def _build_action(runner: "PipelineRunner", name: str, fresh: bool) -> str:
     plan = runner.recipe.stages[name]
     if plan.checkpoint:
         return "adopt"
-    if not plan.stage_class.trainable:
+    if not plan.spec.trainable:
         return "run"
     return "resume" if not fresh and runner.has_resume_point(name) else "train"
 

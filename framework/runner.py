@@ -181,7 +181,7 @@ class PipelineRunner:
         else:
             ctx = self._context(plan)
             stage = plan.stage_class(plan.config)
-            if plan.stage_class.trainable:
+            if plan.spec.trainable:
                 if is_global_zero():  # what the checkpoints about to be written are made from (resume checks it)
                     write_json_atomic(stage_dir / STARTED_FILE, {"fingerprint_version": FINGERPRINT_VERSION, "inputs": inputs})
                 status, outputs, state = self._fit(plan, stage, ctx)
@@ -191,7 +191,7 @@ class PipelineRunner:
             else:
                 self.log(f"[{plan.name}] running {plan.plugin}")
                 status, outputs, checkpoint = "ran", stage.run(ctx) or {}, None
-                if plan.stage_class.exports_model:
+                if plan.spec.exports_model:
                     checkpoint = stage_dir / MODEL_FILE
                     if is_global_zero():
                         stage.save_pretrained(checkpoint)
@@ -210,7 +210,7 @@ class PipelineRunner:
         self.log(f"[{plan.name}] {'resuming from ' + str(resume) if resume else 'training'} ({plan.plugin})")
         stage.prepare(ctx)
         datamodule = stage.build_datamodule(ctx)
-        trainer = ctx.make_trainer(monitor=plan.stage_class.monitor, module=stage)
+        trainer = ctx.make_trainer(monitor=plan.spec.monitor, module=stage)
         try:
             # weights_only: a resume checkpoint is never unpickled as code, whatever torch's default
             trainer.fit(stage, datamodule=datamodule, ckpt_path=str(resume) if resume else None, weights_only=True)
@@ -236,7 +236,7 @@ class PipelineRunner:
         return ("resumed" if resume else "trained"), outputs, state
 
     def _context(self, plan: StagePlan) -> StageContext:
-        needs_audio = "audio" in plan.stage_class.consumes
+        needs_audio = "audio" in plan.spec.consumes
         train, val = self._audio_shards() if needs_audio else (None, None)
         stage_dir = self.stage_dir(plan.name)
         if is_global_zero():
@@ -283,8 +283,8 @@ class PipelineRunner:
         from .config import build_config
         from .token_contract import TokenExpectation, stream_mismatches
 
-        theirs = plan.stage_class.token_streams(build_config(plan.stage_class.config_class, meta["config"], source=str(path)), {})
-        ours = plan.stage_class.token_streams(plan.config, {})
+        theirs = plan.spec.token_streams(build_config(plan.spec.config_class, meta["config"], source=str(path)), {})
+        ours = plan.spec.token_streams(plan.config, {})
         differ = []
         for kind in sorted(set(theirs) & set(ours)):
             expected = TokenExpectation(kind, ours[kind].vocab_size, ours[kind].frame_rate, ours[kind].levels)
@@ -305,7 +305,7 @@ class PipelineRunner:
             {
                 "stage": plan.name,
                 "plugin": plan.plugin,
-                "produces": list(plan.stage_class.produces),
+                "produces": list(plan.spec.produces),
                 "checkpoint": ckpt,
                 "outputs": outputs,
                 "fingerprint_version": FINGERPRINT_VERSION,

@@ -9,7 +9,6 @@ directories: the exported ``model.safetensors`` (weights + resolved config) and 
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,16 +19,11 @@ import torch
 
 from .checkpoint import load_stage_file, save_stage_file
 from .errors import SoundstageError
-from .token_contract import TokenExpectation, TokenStream
+from .stage_spec import StageConfig, StageSpec, config_fields  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from .trainer import TrainerConfig
     from .recipe_schema import DataConfig
-
-
-@dataclass
-class StageConfig:
-    """Base class of every stage's config dataclass; the single place a default lives."""
 
 
 @dataclass
@@ -86,24 +80,20 @@ class StageContext:
         return build_trainer(self.trainer, self.stage_dir, **overrides)
 
 
-class Stage(L.LightningModule):
+class Stage(L.LightningModule, StageSpec):
     """Base class of every stage plugin.
 
-    Subclasses set ``config_class`` (a ``StageConfig`` dataclass), ``consumes`` / ``produces``
-    (stream names such as ``audio``, ``acoustic``, ``semantic``, ``tokens``) and implement either
+    The declarations (``config_class``, ``consumes`` / ``produces`` stream names such as ``audio``,
+    ``acoustic``, ``semantic``, ``tokens``, the token contract) come from ``StageSpec``, usually through
+    the plugin's own spec class (``class MyStage(MySpec, Stage)``); a subclass implements either
     ``build_datamodule`` (+ the usual LightningModule hooks) or ``run``.
     """
 
-    config_class: ClassVar[type[StageConfig]] = StageConfig
-    consumes: ClassVar[tuple[str, ...]] = ()
-    optional_consumes: ClassVar[tuple[str, ...]] = ()  # consumed streams a recipe may leave out
-    produces: ClassVar[tuple[str, ...]] = ()
-    monitor: ClassVar[str | None] = None  # validation metric that picks the "best" checkpoint (min)
-    trainable: ClassVar[bool] = True
-    # A job stage (trainable=False) whose model is exported after run(), e.g. a pretrained codec it wraps.
-    exports_model: ClassVar[bool] = False
-    stage_name: ClassVar[str] = ""  # set by @register_stage
     max_nonfinite_in_a_row: ClassVar[int] = 5  # then training stops with a clear error
+
+    @classmethod
+    def implementation(cls) -> type["Stage"]:
+        return cls  # a Stage subclass is its own spec
 
     def __init__(self, config: StageConfig) -> None:
         super().__init__()
@@ -147,52 +137,9 @@ class Stage(L.LightningModule):
         return False
 
     # --- pipeline hooks -------------------------------------------------------------------
-    @classmethod
-    def check_upstream(cls, config: StageConfig, upstream: dict[str, tuple[type["Stage"], StageConfig]]) -> list[str]:
-        """Cross-stage contract checks at recipe-validation time (vocab sizes, levels, rates).
-
-        ``upstream`` maps every stage this one needs, directly or transitively, to (stage class,
-        config). Return problems as messages; no model is built here.
-        """
-        return []
-
     def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
         """The data this stage trains on (trainable stages)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build_datamodule()")
-
-    @classmethod
-    def config_presets(cls) -> dict[str, dict[str, Any]]:
-        """Named configs a recipe can start from (``config: {preset: small, lr: 1e-4}``); default: none."""
-        return {}
-
-    @classmethod
-    def token_streams(cls, config: StageConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
-        """The token streams this stage makes, by kind (``semantic`` / ``acoustic``), from its config alone.
-
-        A stage that lists ``semantic`` or ``acoustic`` in ``produces`` must return its stream here, so
-        ``recipe validate`` can check its consumers before anything trains. ``upstream`` holds the
-        streams the stages it needs make: a stage that re-emits them (tokenize) returns them, changed
-        where it changes them. Default: none.
-        """
-        return {}
-
-    @classmethod
-    def expected_streams(cls, config: StageConfig) -> list[TokenExpectation]:
-        """The token streams this stage reads and what it needs of them (vocabulary, levels, rate).
-
-        Checked against the producers' ``token_streams`` at ``recipe validate`` and against what the
-        tokens stage recorded when the stage starts. Default: none.
-        """
-        return []
-
-    @classmethod
-    def memory_floor(cls, config: StageConfig) -> list[tuple[str, float, str]]:
-        """Lower bounds of the memory one training batch takes, from the config alone.
-
-        Returns ``(config key, bytes, what)`` rows, e.g. ``("batch_size", 4e12, "16 x 1.0 s of float32
-        audio")``; the runner refuses, before training, a stage whose floor exceeds the machine's memory.
-        """
-        return []
 
     def prepare(self, ctx: StageContext) -> None:
         """Called before training (e.g. to read sizes from upstream models); default: nothing."""
@@ -265,49 +212,3 @@ def _skip_nonfinite(training_step):
 
     wrapper._skips_nonfinite = True  # type: ignore[attr-defined]
     return wrapper
-
-
-def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any, str]]:
-    """(name, type, default, comment) for every field of a config dataclass, for ``soundstage plugins``.
-
-    The comment is the field's documentation as written in the source: the ``#`` comment on its line,
-    else the comment lines right above it (of the class that declares the field).
-    """
-    comments: dict[str, str] = {}
-    for klass in reversed(config_class.__mro__):
-        if dataclasses.is_dataclass(klass):
-            comments.update(_field_comments(klass))
-    rows = []
-    for f in dataclasses.fields(config_class):
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        else:
-            default = "???"
-        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        rows.append((f.name, type_name, default, comments.get(f.name, "")))
-    return rows
-
-
-def _field_comments(klass: type) -> dict[str, str]:
-    """Field name -> its source comment (trailing, else the block just above) in ``klass``'s own body."""
-    import inspect
-    import re
-
-    try:
-        lines = inspect.getsource(klass).splitlines()
-    except (OSError, TypeError):
-        return {}
-    out: dict[str, str] = {}
-    above: list[str] = []
-    for line in lines[1:]:
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            above.append(stripped.lstrip("#").strip())
-            continue
-        match = re.match(r"\s+(\w+)\s*:[^=#]*(?:=[^#]*)?(?:#\s*(.*))?$", line)
-        if match and not stripped.startswith(("def ", "@", "return")):
-            out[match.group(1)] = (match.group(2) or " ".join(above)).strip()
-        above = []
-    return out

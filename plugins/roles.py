@@ -1,4 +1,5 @@
-"""Role base classes for stages that turn audio into tokens: a semantic tokenizer and a codec.
+"""Role base classes for stages that turn audio into tokens: a semantic tokenizer and a codec
+(their declarations, torch-free, are in ``role_specs.py``).
 
 A stage of either role declares its stream once, in ``token_streams(config, upstream)`` (the token
 contract, ``soundstage.token_contract``); the numbers every consumer reads (``sample_rate``,
@@ -12,19 +13,16 @@ The acoustic generators (the coarse + fine LMs, SoundStorm) share ``LMStage``
 """
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import Tensor
 
 from soundstage.stage import Stage
 from soundstage.token_contract import TokenStream
 
+from .role_specs import CodecSpec, SemanticTokenizerSpec, TokenizerSpec
 
-class TokenizerStage(Stage):
-    """A stage that reads audio and makes one token stream, ``token_kind``."""
 
-    consumes: ClassVar[tuple[str, ...]] = ("audio",)
-    token_kind: ClassVar[str] = ""
+class TokenizerStage(TokenizerSpec, Stage):
+    """A stage that reads audio and makes one token stream, ``token_kind`` (declared in its spec)."""
 
     @property
     def token_stream(self) -> TokenStream:
@@ -56,22 +54,16 @@ class TokenizerStage(Stage):
         raise NotImplementedError
 
 
-class SemanticTokenizerStage(TokenizerStage):
+class SemanticTokenizerStage(SemanticTokenizerSpec, TokenizerStage):
     """Audio -> semantic ids [B, T'] in ``0..vocab_size-1``."""
-
-    produces: ClassVar[tuple[str, ...]] = ("semantic",)
-    token_kind: ClassVar[str] = "semantic"
 
     @property
     def vocab_size(self) -> int:
         return int(self.token_stream.vocab_size)  # type: ignore[arg-type]
 
 
-class CodecStage(TokenizerStage):
+class CodecStage(CodecSpec, TokenizerStage):
     """Audio <-> acoustic codes [B, num_quantizers, T'] in ``0..codebook_size-1``."""
-
-    produces: ClassVar[tuple[str, ...]] = ("acoustic",)
-    token_kind: ClassVar[str] = "acoustic"
 
     @property
     def codebook_size(self) -> int:

@@ -6,7 +6,7 @@ from typing import Optional
 
 from soundstage.config import check_ranges
 from soundstage.data.augment import AugmentConfig
-from soundstage.stage import StageConfig
+from soundstage.stage_spec import StageConfig
 
 
 @dataclass

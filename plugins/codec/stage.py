@@ -23,12 +23,11 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from soundstage.registry import register_stage
 from soundstage.plugins.roles import CodecStage
 from soundstage.stage import StageContext
-from soundstage.token_contract import TokenStream
 
 from .config import SoundStreamConfig
+from .spec import SoundStreamSpec
 from .discriminators import Discriminators
 from .losses import LossBalancer, MultiScaleSpectralLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from .metrics import MelDistance, ScaleInvariantSignalNoiseRatio, STFTDistance, bitrate
@@ -37,11 +36,9 @@ from .generator import build_generator
 from .viz import mel_image
 
 
-@register_stage("soundstream")
-class SoundStreamStage(CodecStage):
-    """SoundStream codec stage: consumes audio, produces acoustic tokens [B, Q, T'] at ``frame_rate`` Hz."""
+class SoundStreamStage(SoundStreamSpec, CodecStage):
+    """SoundStream codec: audio <-> acoustic tokens [B, Q, T'] (declarations: ``spec.py``)."""
 
-    config_class = SoundStreamConfig
     config: SoundStreamConfig
 
     def __init__(self, config: SoundStreamConfig) -> None:
@@ -65,18 +62,6 @@ class SoundStreamStage(CodecStage):
         self._val_clips: list[tuple[Tensor, Tensor]] = []
 
     # --- token API (sample_rate, frame_rate, hop_length, num_quantizers, codebook_size: CodecStage) ------
-    @classmethod
-    def config_presets(cls) -> dict[str, dict[str, Any]]:
-        from .presets import PRESETS  # presets.py builds configs: imported on use
-
-        return PRESETS
-
-    @classmethod
-    def token_streams(cls, config: SoundStreamConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
-        hop = math.prod(config.strides)
-        return {"acoustic": TokenStream("acoustic", config.codebook_size, config.sample_rate / hop,
-                                        config.num_quantizers, config.sample_rate)}
-
     def num_frames(self, num_samples: int) -> int:
         """Code frames for a clip of ``num_samples`` samples."""
         return math.ceil(num_samples / self.hop_length)
@@ -104,12 +89,6 @@ class SoundStreamStage(CodecStage):
         return streaming(self.codec)
 
     # --- pipeline hooks ---------------------------------------------------------------------------
-    @classmethod
-    def memory_floor(cls, config: SoundStreamConfig) -> list[tuple[str, float, str]]:
-        samples = config.batch_size * config.segment_seconds * config.sample_rate
-        what = f"{config.batch_size} x {config.segment_seconds} s at {config.sample_rate} Hz: waveform + first conv layer"
-        return [("batch_size", samples * 4 * (1 + config.channels), what)]
-
     def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
         from soundstage.data.audio_datamodule import AudioDataModule
 

@@ -3,78 +3,33 @@ the token data and the check of vocabulary sizes against the tokens stage."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Optional
+from dataclasses import replace
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
-from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.stage import Stage, StageContext
 from soundstage.token_contract import TokenStream, streams_problems
 from soundstage.trainer import time_progress
 
+from .configs import LMConfig, OptimConfig  # noqa: F401  (re-exported)
 from .layouts import LMBatch
 from .level_loss import per_level_cross_entropy
 from .metrics import TokenMetrics
 from .input_noise import corrupt_history
 from .sampling import SamplingConfig
-from .transformer import Transformer, TransformerConfig
+from .spec import LMSpec
+from .transformer import Transformer
 
 
-@dataclass
-class OptimConfig:
-    """AdamW with linear warmup then cosine decay to ``min_lr_ratio * lr`` at the trainer's max_steps."""
-
-    lr: float = 3e-4
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-
-    def __post_init__(self) -> None:
-        check_ranges(self, positive=("lr",), non_negative=("weight_decay", "warmup_steps"),
-                     fraction=("beta1", "beta2", "min_lr_ratio"))
-
-
-@dataclass
-class LMConfig(StageConfig):
-    """Fields every LM stage has; each stage adds its token sizes and rates."""
-
-    model: TransformerConfig = field(default_factory=TransformerConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # defaults for generate()
-    batch_size: int = 8
-    window_seconds: float = 10.0  # training window (cropped aligned across streams)
-    batches_per_epoch: Optional[int] = None
-    # Acoustic stages log this many seconds of generated audio to TensorBoard at each validation
-    # when a codec is among the stage's needs (0 = off).
-    preview_seconds: float = 2.0
-    # Share of the RVQ-code inputs replaced by random codes of their level in training (targets kept):
-    # the model learns not to copy its own history, which generation feeds it errors included
-    # (input_noise.py). 0 = off, as in the paper.
-    input_noise: float = 0.0
-    # Share of training sequences whose condition ids (layouts with conditions: the coarse LM's
-    # aligned semantic ids) are all "none": it also learns the unconditioned model that
-    # classifier-free guidance (``sampling.guidance``) contrasts with. 0 = off.
-    condition_dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_ranges(self, at_least_one=("batch_size", "batches_per_epoch"), positive=("window_seconds",),
-                     non_negative=("preview_seconds",), fraction=("input_noise", "condition_dropout"))
-
-
-class LMStage(Stage):
+class LMStage(LMSpec, Stage):
     """Base of the stages that train on token shards: a network (``build_model``) over the tokens a layout
     produces, with their shared optimizer, data, token checks, validation metrics and audio previews."""
 
-    consumes = ("tokens",)
-    produces: ClassVar[tuple[str, ...]] = ()
-    streams: ClassVar[tuple[str, ...]] = ()  # token streams this stage reads from the shards
     config: LMConfig
 
     def __init__(self, config: LMConfig, layout: Any, metric_levels: list[int]) -> None:
@@ -101,14 +56,6 @@ class LMStage(Stage):
         """Length of the longest training sequence (one window)."""
         raise NotImplementedError
 
-    @classmethod
-    def window_tokens(cls, config: LMConfig) -> dict[str, int]:
-        """Tokens of each stream in one training window of ``config.window_seconds``: what the token
-        datamodule crops and what the sequence length (``max_seq_len``) is made of."""
-        from soundstage.data.token_shards import window_lengths
-
-        return window_lengths({e.kind: e.frame_rate for e in cls.expected_streams(config)}, config.window_seconds)
-
     # --- pipeline -----------------------------------------------------------------------------
     def prepare(self, ctx: StageContext) -> None:
         """Check this stage's expected token streams against those the tokens stage recorded."""
@@ -124,15 +71,6 @@ class LMStage(Stage):
         makes_codes = type(self).preview_codes is not LMStage.preview_codes
         if makes_codes and self.config.preview_seconds > 0 and any("acoustic" in r.produces for r in ctx.upstream.values()):
             self.set_preview_codec(ctx.load_upstream("acoustic"))
-
-    @classmethod
-    def memory_floor(cls, config: LMConfig) -> list[tuple[str, float, str]]:
-        # Each layer's residual stream is kept for the backward pass; a window holds at least one
-        # stream's tokens (the fastest one), and never more than the model's block_size of them.
-        m = config.model
-        tokens = max(1, min(getattr(m, "block_size", math.inf), max(cls.window_tokens(config).values())))
-        what = f"{config.batch_size} x {tokens} tokens x {m.d_model} dims x {m.n_layer} layers of float32 activations"
-        return [("batch_size", 4.0 * config.batch_size * tokens * m.d_model * m.n_layer, what)]
 
     def build_datamodule(self, ctx: StageContext) -> L.LightningDataModule:
         from soundstage.data.token_datamodule import TokenDataModule

@@ -3,35 +3,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
-from soundstage.config import check_ranges
-
+from .configs import SamplingConfig  # noqa: F401  (re-exported)
 from .static_decoding import span_for, static_decoding
 from .transformer import Transformer
-
-
-@dataclass
-class SamplingConfig:
-    """How a stage samples during generation; temperature 0 means greedy (argmax)."""
-
-    temperature: float = 1.0
-    top_k: int = 0  # keep the k most likely tokens; 0 = off
-    top_p: float = 1.0  # keep the smallest set whose probability reaches top_p; 1.0 = off
-    # Classifier-free guidance on a model's condition ids: logits = uncond + guidance * (cond - uncond),
-    # uncond being the same model with every condition "none" (train it with ``condition_dropout``).
-    # 1.0 = off (one forward pass); > 1 follows the conditions more closely, at two passes a token.
-    guidance: float = 1.0
-    # Decode with a static KV cache and a torch.compile'd one-token step (CUDA graphs on a GPU): for
-    # long or repeated generations; the first call per batch size compiles (seconds to a minute).
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        check_ranges(self, non_negative=("temperature", "top_k", "guidance"), fraction=("top_p",))
 
 
 def sample(

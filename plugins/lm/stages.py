@@ -6,95 +6,24 @@ window are generated in sliding windows (semantic, coarse) or independent chunks
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import Tensor
 
-from soundstage.config import check_ranges
-from soundstage.errors import SoundstageError
-from soundstage.registry import register_stage
-from soundstage.stage import StageContext
-from soundstage.token_contract import TokenExpectation
-
-# contract field -> the LM config key that sets it (named in mismatch messages)
-SEMANTIC_KEYS = {"vocab_size": "semantic_vocab_size", "frame_rate": "semantic_rate"}
-ACOUSTIC_KEYS = {"vocab_size": "codebook_size", "frame_rate": "acoustic_rate", "levels": "num_quantizers"}
 
 from .layouts import CoarseLayout, FineLayout, SemanticLayout, dedup_consecutive
-from .lm_stage import LMConfig, LMStage
+from .configs import ACOUSTIC_KEYS, SEMANTIC_KEYS, CoarseLMConfig, FineLMConfig, SemanticLMConfig  # noqa: F401  (re-exported)
+from .lm_stage import LMStage
 from .sampling import decode
-from .transformer import TransformerConfig
-
-
-@dataclass
-class SemanticLMConfig(LMConfig):
-    """Stage 1: next-token prediction on semantic ids."""
-
-    semantic_vocab_size: int = 1024
-    semantic_rate: float = 25.0  # semantic tokens per second
-    dedup: bool = False  # drop consecutive duplicate ids (generated "seconds" then become approximate)
-    window_seconds: float = 30.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ranges(self, at_least_one=("semantic_vocab_size",), positive=("semantic_rate",))
-
-
-@dataclass
-class CoarseLMConfig(LMConfig):
-    """Stage 2: semantic ids -> the first ``num_coarse_quantizers`` RVQ levels."""
-
-    model: TransformerConfig = field(default_factory=lambda: TransformerConfig(block_size=2304))
-    semantic_vocab_size: int = 1024
-    codebook_size: int = 1024
-    num_coarse_quantizers: int = 4
-    semantic_rate: float = 25.0
-    acoustic_rate: float = 50.0  # codec frames per second
-    window_seconds: float = 10.0
-    # Also condition each acoustic position on the semantic id of the frame it predicts (an embedding
-    # summed into its input), beside AudioLM's semantic prefix. Off in the paper. On a CPU budget the
-    # prefix alone does not teach the alignment (docs/training_guide.md: teacher-forced level-0 codes
-    # decode to PER 0.78 after 32 min, against 0.34 for the true level 0).
-    aligned_semantic: bool = False
-    # With aligned_semantic: also the semantic ids this many tokens before and after the frame's, each
-    # offset with its own embedding (a lookahead on what is said; docs/training_guide.md, session 9).
-    aligned_context: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_coarse_quantizers"),
-                     positive=("semantic_rate", "acoustic_rate"), non_negative=("aligned_context",))
-
-
-@dataclass
-class FineLMConfig(LMConfig):
-    """Stage 3: coarse RVQ levels -> the remaining levels, in chunks of ``window_seconds``."""
-
-    model: TransformerConfig = field(default_factory=lambda: TransformerConfig(block_size=2048))
-    codebook_size: int = 1024
-    num_coarse_quantizers: int = 4
-    num_quantizers: int = 12
-    acoustic_rate: float = 50.0
-    window_seconds: float = 3.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ranges(self, at_least_one=("codebook_size", "num_coarse_quantizers", "num_quantizers"),
-                     positive=("acoustic_rate",))
+from .spec import CoarseLMSpec, FineLMSpec, SemanticLMSpec
 
 
 def _device(stage: LMStage) -> torch.device:
     return stage.model.embed.weight.device
 
 
-@register_stage("semantic_lm")
-class SemanticLMStage(LMStage):
+class SemanticLMStage(SemanticLMSpec, LMStage):
     """Decoder-only LM over semantic ids (AudioLM stage 1)."""
 
-    config_class = SemanticLMConfig
-    produces = ("semantic_lm",)
-    streams = ("semantic",)
     config: SemanticLMConfig
 
     def __init__(self, config: SemanticLMConfig) -> None:
@@ -102,10 +31,6 @@ class SemanticLMStage(LMStage):
 
     def max_seq_len(self) -> int:
         return self.layout.max_len(self.window_tokens(self.config)["semantic"])
-
-    @classmethod
-    def expected_streams(cls, config: SemanticLMConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("semantic", config.semantic_vocab_size, config.semantic_rate, keys=SEMANTIC_KEYS)]
 
     @torch.inference_mode()
     def generate(
@@ -141,13 +66,9 @@ class SemanticLMStage(LMStage):
         return out
 
 
-@register_stage("coarse_lm")
-class CoarseLMStage(LMStage):
+class CoarseLMStage(CoarseLMSpec, LMStage):
     """Semantic ids -> coarse RVQ codes, flattened frame by frame (AudioLM stage 2)."""
 
-    config_class = CoarseLMConfig
-    produces = ("coarse_lm",)
-    streams = ("semantic", "acoustic")
     config: CoarseLMConfig
 
     def __init__(self, config: CoarseLMConfig) -> None:
@@ -163,12 +84,6 @@ class CoarseLMStage(LMStage):
 
     def max_seq_len(self) -> int:
         return self.layout.max_len(*self.window())
-
-    @classmethod
-    def expected_streams(cls, c: CoarseLMConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("semantic", c.semantic_vocab_size, c.semantic_rate, keys=SEMANTIC_KEYS),
-                TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, min_levels=c.num_coarse_quantizers,
-                                 keys={**ACOUSTIC_KEYS, "levels": "num_coarse_quantizers"})]
 
     def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
         """Coarse codes for the example's first ``preview_seconds`` of semantic ids (coarse levels only)."""
@@ -224,13 +139,9 @@ class CoarseLMStage(LMStage):
         return codes
 
 
-@register_stage("fine_lm")
-class FineLMStage(LMStage):
+class FineLMStage(FineLMSpec, LMStage):
     """Coarse RVQ levels -> all levels, chunk by chunk (AudioLM stage 3)."""
 
-    config_class = FineLMConfig
-    produces = ("fine_lm",)
-    streams = ("acoustic",)
     config: FineLMConfig
 
     def __init__(self, config: FineLMConfig) -> None:
@@ -242,10 +153,6 @@ class FineLMStage(LMStage):
 
     def max_seq_len(self) -> int:
         return self.layout.max_len(self.chunk_frames())
-
-    @classmethod
-    def expected_streams(cls, c: FineLMConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, levels=c.num_quantizers, keys=ACOUSTIC_KEYS)]
 
     def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
         """All levels generated from the example's first ``preview_seconds`` of coarse codes."""

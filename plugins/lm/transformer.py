@@ -7,45 +7,14 @@ position bias AudioLM used, weight tying, optional activation checkpointing and 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from soundstage.config import check_ranges
-
+from .configs import TransformerConfig  # noqa: F401  (re-exported)
 from .kv_cache import KVCache
-
-
-@dataclass
-class TransformerConfig:
-    """Architecture of the transformer (the vocabulary size comes from the stage's token layout)."""
-
-    d_model: int = 512
-    n_layer: int = 6
-    n_head: int = 8
-    ff_mult: float = 4.0  # hidden width of the MLP = ff_mult * d_model
-    block_size: int = 1024  # longest sequence the model attends over (training window and KV cache)
-    norm: str = "layernorm"  # layernorm | rmsnorm (LayerNorm has fused CPU kernels for forward and backward)
-    position: str = "rope"  # rope | relative_bias (T5-style buckets, shared by all layers)
-    rope_base: float = 10000.0
-    rel_num_buckets: int = 32
-    rel_max_distance: int = 128
-    dropout: float = 0.0  # on embeddings and residual branches
-    # On the attention probabilities. Any value > 0 makes PyTorch's CPU attention take its unfused path:
-    # 1.45x the training-step time at d 256, 4 layers, 700 tokens (benchmarks/attention_dropout.py).
-    attention_dropout: float = 0.0
-    bias: bool = False  # biases in linear layers and LayerNorm
-    tie_weights: bool = True  # output projection shares the token embedding
-    activation_checkpointing: bool = False  # recompute blocks in backward to save memory
-    compile: bool = False  # torch.compile the model in place when the stage is built (for training)
-
-    def __post_init__(self) -> None:
-        check_ranges(self, at_least_one=("d_model", "n_layer", "n_head", "block_size", "rel_num_buckets",
-                                         "rel_max_distance"),
-                     positive=("ff_mult", "rope_base"), fraction=("dropout",))
 
 
 def make_norm(config: TransformerConfig) -> nn.Module:

@@ -11,39 +11,32 @@ recipe's config object is never changed (it is what the stage's fingerprint is m
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import logging
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from soundstage.checkpoint import save_stage_file
 from soundstage.errors import SoundstageError
-from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.stage import Stage, StageContext
 
 from .checkpoint import (
     CodecSource, checked_family, codec_facts, files_sha256, inspect_checkpoint, load_model, model_from_tensors, read_tensors,
 )
 from .codec_model import PretrainedCodec
 from .config import CheckpointConfig, declared_problems
-from .families import CodecFacts, Family
+from .spec import CheckpointSpec
 
-log = logging.getLogger("soundstage.plugins.pretrained_codec")
 PREFIX = "checkpoint."  # the checkpoint's tensors inside an exported stage file, under their own names
 
 
-class PretrainedCodecBase(Stage):
+class PretrainedCodecBase(CheckpointSpec, Stage):
     """Base of the stages that use a local transformers codec checkpoint as is (``self.codec``)."""
 
     config: CheckpointConfig
-    consumes = ("audio",)
-    trainable = False
-    exports_model = True
-    required_family: ClassVar[str | None] = None  # model_type a subclass needs (e.g. "mimi")
 
     def __init__(self, config: CheckpointConfig, model: torch.nn.Module | None = None) -> None:
         super().__init__(config)
@@ -80,50 +73,6 @@ class PretrainedCodecBase(Stage):
             raise SoundstageError(f"{where}: the weights in {source.directory} changed since this model was made "
                                   "(sha256 differs); re-run the stage that made it")
         return source
-
-    # --- contract -------------------------------------------------------------------------------
-    @classmethod
-    def contract_problems(cls, config: StageConfig, facts: CodecFacts | None) -> list[str]:
-        """What else the subclass requires of the checkpoint (``facts`` None: unknown at validation)."""
-        return []
-
-    @classmethod
-    def _check_family(cls, family: Family, where: str) -> None:
-        if cls.required_family and family.model_type != cls.required_family:
-            raise SoundstageError(f"{where}: {cls.stage_name} needs a {cls.required_family!r} checkpoint, "
-                                  f"got {family.title} ({family.model_type!r})")
-
-    @classmethod
-    def readable_facts(cls, config: CheckpointConfig, where: str = "config.path") -> CodecFacts | None:
-        """The checkpoint's facts from its saved config.json or the one at ``path``; None when neither is here.
-
-        A path that exists must be a usable checkpoint (errors name ``where``); reads no weights.
-        """
-        if config.hf_config:
-            raw = json.loads(config.hf_config)
-            family = checked_family(raw, where, "the saved config.json")
-        else:
-            directory = Path(config.path).expanduser()
-            if not directory.exists():
-                return None
-            stamp = (directory / "config.json").stat().st_mtime_ns if (directory / "config.json").is_file() else 0
-            family, raw = _inspect_cached(str(directory), stamp, where)
-        cls._check_family(family, where)
-        return codec_facts(family, raw, where)
-
-    @classmethod
-    def check_upstream(cls, config: CheckpointConfig, upstream: dict[str, tuple[type[Stage], Any]]) -> list[str]:
-        """At `recipe validate`: the declared numbers against the checkpoint's config.json when it is here."""
-        try:
-            facts = cls.readable_facts(config)
-        except SoundstageError as exc:
-            return [str(exc)]
-        if facts is None:
-            log.warning("%s: config.path %s is not on this machine: checked the recipe's numbers against the other stages only; the "
-                        "checkpoint itself (model type, weights, rates, sizes) is checked when the stage runs",
-                        cls.stage_name, config.path)
-            return cls.contract_problems(config, None)
-        return declared_problems(config, facts, f"{config.path} (config.json)") + cls.contract_problems(config, facts)
 
     # --- job ----------------------------------------------------------------------------------------
     def run(self, ctx: StageContext) -> dict[str, Any]:
@@ -202,7 +151,7 @@ class PretrainedCodecBase(Stage):
         return self._digest
 
     @classmethod
-    def from_saved(cls, config: StageConfig, state_dict: dict[str, Tensor], source: Path) -> Stage:
+    def from_saved(cls, config: CheckpointConfig, state_dict: dict[str, Tensor], source: Path) -> Stage:
         assert isinstance(config, CheckpointConfig)
         if not config.copy_weights:
             try:
@@ -227,9 +176,3 @@ def _device(name: str, where: str) -> torch.device:
     except (RuntimeError, AssertionError) as exc:
         raise SoundstageError(f"{where}: cannot use device {name!r} here ({str(exc).splitlines()[0]})") from exc
     return device
-
-
-@functools.lru_cache(maxsize=16)
-def _inspect_cached(directory: str, config_mtime: int, where: str) -> tuple[Family, dict[str, Any]]:
-    source = inspect_checkpoint(directory, where)  # validate asks once per LM stage: read config.json once
-    return source.family, source.raw_config

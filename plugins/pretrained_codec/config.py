@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from soundstage.config import check_ranges
-from soundstage.stage import StageConfig
+from soundstage.stage_spec import StageConfig
 
-from .families import CodecFacts
+from .facts import CodecFacts
 
 
 @dataclass

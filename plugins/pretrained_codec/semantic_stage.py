@@ -14,32 +14,16 @@ from torch import Tensor
 
 from soundstage.errors import SoundstageError
 from soundstage.plugins.roles import SemanticTokenizerStage
-from soundstage.registry import register_stage
-from soundstage.token_contract import TokenStream
 
 from .base import PretrainedCodecBase
 from .config import MimiSemanticConfig
+from .spec import MimiSemanticSpec
 
 
-@register_stage("mimi_semantic")
-class MimiSemanticStage(PretrainedCodecBase, SemanticTokenizerStage):
+class MimiSemanticStage(MimiSemanticSpec, PretrainedCodecBase, SemanticTokenizerStage):
     """Mimi's first (WavLM-distilled) codebook as semantic tokens: ``encode(wave [B, T]) -> int64 ids [B, T // hop]``."""
 
-    config_class = MimiSemanticConfig
-    produces = ("semantic",)
-    required_family = "mimi"
     config: MimiSemanticConfig
-
-    @classmethod
-    def token_streams(cls, config: MimiSemanticConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
-        """From the checkpoint's config.json when it is readable here, else from the recipe's declared numbers."""
-        try:
-            facts = cls.readable_facts(config)
-        except SoundstageError:
-            facts = None  # check_upstream reports it, naming the key
-        vocab = facts.codebook_size if facts else config.vocab_size
-        rate = facts.frame_rate if facts else config.frame_rate
-        return {"semantic": TokenStream("semantic", vocab, rate, 1, config.sample_rate)}
 
     @property
     def vocab_size(self) -> int:

@@ -13,43 +13,21 @@ from torch import Tensor
 
 from soundstage.errors import SoundstageError
 from soundstage.plugins.roles import CodecStage
-from soundstage.registry import register_stage
-from soundstage.token_contract import TokenStream
 
 from .base import PretrainedCodecBase
 from .config import PretrainedCodecConfig, codec_levels
-from .families import CodecFacts
+from .spec import PretrainedCodecSpec
 
 
-@register_stage("pretrained_codec")
-class PretrainedCodecStage(PretrainedCodecBase, CodecStage):
+class PretrainedCodecStage(PretrainedCodecSpec, PretrainedCodecBase, CodecStage):
     """A local EnCodec / DAC / Mimi checkpoint as the codec: audio -> acoustic tokens [B, Q, T'] (not trained)."""
 
-    config_class = PretrainedCodecConfig
-    produces = ("acoustic",)
     config: PretrainedCodecConfig
 
     def __init__(self, config: PretrainedCodecConfig, model: Any = None) -> None:
         super().__init__(config, model)
         levels, _ = codec_levels(config, self.facts)  # problems were raised by the base class
         self.levels = int(levels)  # type: ignore[arg-type]
-
-    # --- contract ---------------------------------------------------------------------------------
-    @classmethod
-    def contract_problems(cls, config: PretrainedCodecConfig, facts: CodecFacts | None) -> list[str]:  # type: ignore[override]
-        return codec_levels(config, facts)[1]
-
-    @classmethod
-    def token_streams(cls, config: PretrainedCodecConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
-        """From the checkpoint's config.json when it is readable here, else from the recipe's declared numbers."""
-        try:
-            facts = cls.readable_facts(config)
-        except SoundstageError:
-            facts = None  # check_upstream reports it, naming the key
-        codebook = facts.codebook_size if facts else config.codebook_size
-        rate = facts.frame_rate if facts else config.frame_rate
-        levels, _ = codec_levels(config, facts)
-        return {"acoustic": TokenStream("acoustic", codebook, rate, levels, config.sample_rate)}
 
     # --- the codec interface ------------------------------------------------------------------------
     @property

@@ -1,40 +1,16 @@
 """Data for the semantic stages: random training crops from ``AudioDataModule``, whole labelled val utterances."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 
-from soundstage.config import check_ranges
-from soundstage.stage import StageConfig
 
+from .configs import SemanticDataConfig, audio_batch_floor  # noqa: F401  (re-exported)
 from .labelled_audio import labelled_loader
 
 if TYPE_CHECKING:
     from soundstage.stage import StageContext
-
-
-@dataclass
-class SemanticDataConfig(StageConfig):
-    """Loader settings shared by the semantic stages' configs."""
-
-    batch_size: int = 8
-    segment_seconds: float = 4.0
-    batches_per_epoch: Optional[int] = 100
-    val_batch_size: int = 4
-    val_max_seconds: Optional[float] = 20.0
-    val_max_items: Optional[int] = 64
-
-    def __post_init__(self) -> None:
-        check_ranges(self, at_least_one=("batch_size", "batches_per_epoch", "val_batch_size", "val_max_items"),
-                     positive=("segment_seconds", "val_max_seconds"))
-
-
-def audio_batch_floor(config: SemanticDataConfig, sample_rate: int) -> list[tuple[str, float, str]]:
-    """The memory floor of one training batch: its float32 waveforms (for ``Stage.memory_floor``)."""
-    what = f"{config.batch_size} x {config.segment_seconds} s of float32 audio at {sample_rate} Hz"
-    return [("batch_size", 4.0 * config.batch_size * config.segment_seconds * sample_rate, what)]
 
 
 class SemanticDataModule(L.LightningDataModule):

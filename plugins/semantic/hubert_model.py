@@ -11,38 +11,12 @@ stack to learn a filterbank, which is what makes a CPU-sized HuBERT iteration us
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from soundstage.config import check_ranges
-
-
-@dataclass
-class HubertConfig:
-    """Architecture of the HuBERT model (HuBERT Base by default)."""
-
-    sample_rate: int = 16000
-    frontend: str = "conv"  # conv: HuBERT's raw-wave conv stack | mel: log-mel frames at hop prod(conv_strides) + one conv
-    n_mels: int = 80  # mel front end only
-    conv_dim: int = 512
-    conv_kernels: list[int] = field(default_factory=lambda: [10, 3, 3, 3, 3, 2, 2])
-    conv_strides: list[int] = field(default_factory=lambda: [5, 2, 2, 2, 2, 2, 2])
-    dim: int = 768
-    depth: int = 12
-    heads: int = 12
-    mlp_ratio: float = 4.0
-    dropout: float = 0.1
-    pos_conv_kernel: int = 128
-    pos_conv_groups: int = 16
-    num_targets: int = 0  # k-means vocabulary predicted by the head; 0: no head (feature model only)
-
-    def __post_init__(self) -> None:
-        check_ranges(self, at_least_one=("n_mels", "conv_dim", "conv_kernels", "conv_strides", "dim", "depth", "heads",
-                                         "pos_conv_kernel", "pos_conv_groups"),
-                     positive=("sample_rate", "mlp_ratio"), non_negative=("num_targets",), fraction=("dropout",))
+from .configs import HubertConfig  # noqa: F401  (re-exported)
 
 
 class ConvFeatureExtractor(nn.Module):

@@ -7,37 +7,18 @@ on the fly for every batch and never saved with this model. A following ``kmeans
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
-from soundstage.registry import register_stage
 from soundstage.stage import Stage, StageContext
 
-from .datamodule import SemanticDataConfig, SemanticDataModule, audio_batch_floor
-from .hubert_model import Hubert, HubertConfig, span_mask
-
-
-@dataclass
-class HubertStageConfig(SemanticDataConfig):
-    """HuBERT architecture + masked-prediction training settings."""
-
-    model: HubertConfig = field(default_factory=HubertConfig)
-    mask_start_prob: float = 0.08  # paper: p = 8% of frames start a span ...
-    mask_span: int = 10  # ... of l = 10 frames
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    warmup_steps: int = 1000
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ranges(self, at_least_one=("mask_span",), positive=("lr",), non_negative=("weight_decay", "warmup_steps"),
-                     fraction=("mask_start_prob", "betas"))
+from .configs import HubertStageConfig
+from .datamodule import SemanticDataModule
+from .hubert_model import Hubert, span_mask
+from .spec import HubertSpec
 
 
 def masked_prediction_loss(
@@ -50,13 +31,8 @@ def masked_prediction_loss(
     return loss, acc
 
 
-@register_stage("hubert")
-class HubertStage(Stage):
+class HubertStage(HubertSpec, Stage):
     """A HuBERT trained on an upstream tokenizer's targets; ``features(wave, layer)`` for the next k-means."""
-
-    config_class = HubertStageConfig
-    consumes = ("audio", "semantic")
-    produces = ("ssl_features",)
 
     def __init__(self, config: HubertStageConfig) -> None:
         super().__init__(config)
@@ -158,10 +134,6 @@ class HubertStage(Stage):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    @classmethod
-    def memory_floor(cls, config: HubertStageConfig) -> list[tuple[str, float, str]]:
-        return audio_batch_floor(config, config.model.sample_rate)
 
     def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
         c = self.config

@@ -18,23 +18,19 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from soundstage.errors import SoundstageError
-from soundstage.registry import register_stage
 from soundstage.plugins.roles import SemanticTokenizerStage
 from soundstage.stage import StageContext
-from soundstage.token_contract import TokenStream
 
-from .datamodule import SemanticDataModule, audio_batch_floor
+from .datamodule import SemanticDataModule
 from .features import MelFeatures
 from .hubert_model import Hubert, HubertConfig
 from .kmeans import MiniBatchKMeans
 from .kmeans_config import FEATURE_KINDS, UTTERANCE_NORMS, KMeansTokenizerConfig, utterance_normalize
 from .phone_metrics import PhoneClusterCounts, frame_phone_labels
+from .spec import KMeansTokenizerSpec
 
-@register_stage("kmeans_tokenizer")
-class KMeansTokenizerStage(SemanticTokenizerStage):
+class KMeansTokenizerStage(KMeansTokenizerSpec, SemanticTokenizerStage):
     """Semantic tokenizer: ``encode(wave [B, T]) -> int64 ids [B, T // hop_length]``."""
-
-    config_class = KMeansTokenizerConfig
 
     def __init__(self, config: KMeansTokenizerConfig) -> None:
         super().__init__(config)
@@ -130,10 +126,6 @@ class KMeansTokenizerStage(SemanticTokenizerStage):
         return self
 
     # --- the tokenizer interface (sample_rate, frame_rate, hop_length, vocab_size: SemanticTokenizerStage) ---
-    @classmethod
-    def token_streams(cls, config: KMeansTokenizerConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
-        return {"semantic": TokenStream("semantic", config.vocab_size, config.frame_rate, 1, config.sample_rate)}
-
     def num_frames(self, num_samples: int) -> int:
         """The frame contract: floor(num_samples / hop_length)."""
         return num_samples // self.hop_length
@@ -255,10 +247,6 @@ class KMeansTokenizerStage(SemanticTokenizerStage):
         for name in ("pnmi", "phone_purity", "cluster_purity"):
             self.log(f"val/{name}", metrics[name])
         self._phones = None
-
-    @classmethod
-    def memory_floor(cls, config: KMeansTokenizerConfig) -> list[tuple[str, float, str]]:
-        return audio_batch_floor(config, config.sample_rate)
 
     def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
         c = self.config

@@ -9,40 +9,14 @@ Audio longer than the window is made window by window, each prompted with the en
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import Tensor
 
-from soundstage.config import check_ranges
 from soundstage.plugins.lm.sampling import SamplingConfig, sample
 
+from .configs import DecodingConfig  # noqa: F401  (re-exported)
 from .model import SoundStormModel
-
-
-@dataclass
-class DecodingConfig:
-    """How ``generate`` unmasks tokens (sampling temperature / top-k / top-p live in ``sampling``)."""
-
-    # Forward passes per RVQ level, coarse to fine; the last entry repeats for the remaining levels.
-    # The paper: 16 for the first level, 1 (greedy) for each of the others.
-    iterations: list[int] = field(default_factory=lambda: [16, 1])
-    # Gumbel noise on the log-confidence that picks which sampled tokens to keep (MaskGIT's "choice
-    # temperature"), annealed linearly to 0 over a level's passes; 0 keeps the most confident ones.
-    choice_temperature: float = 1.0
-    # Sliding windows: seconds at the end of one window that prompt the next (None: half a window).
-    context_seconds: Optional[float] = None
-
-    def __post_init__(self) -> None:
-        if not self.iterations:
-            raise ValueError("iterations must list at least one number of passes")
-        check_ranges(self, at_least_one=("iterations",), non_negative=("choice_temperature",), positive=("context_seconds",))
-
-    def per_level(self, num_quantizers: int) -> list[int]:
-        """Passes for each of ``num_quantizers`` levels."""
-        its = list(self.iterations)[:num_quantizers]
-        return its + [its[-1]] * (num_quantizers - len(its))
 
 
 def masked_after(total: int, step: int, steps: int) -> int:

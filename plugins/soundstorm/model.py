@@ -7,50 +7,17 @@ codes. Attention, feed-forward layers and rotary positions are the LM transforme
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from soundstage.config import check_ranges
 from soundstage.plugins.lm.transformer import (MLP, Block, CausalSelfAttention, RotaryEmbedding, TransformerConfig,
                                                gpt2_init, make_dropout, make_norm)
 
+from .configs import SoundStormModelConfig  # noqa: F401  (re-exported)
 
-@dataclass
-class SoundStormModelConfig:
-    """Architecture of the SoundStorm network (token sizes and the window length come from the stage)."""
-
-    block: str = "conformer"  # conformer | transformer (pre-norm attention + MLP blocks, no convolution)
-    d_model: int = 1024
-    n_layer: int = 12
-    n_head: int = 16
-    ff_mult: float = 4.0  # hidden width of each feed-forward layer = ff_mult * d_model
-    conv_kernel: int = 5  # depthwise convolution kernel of the Conformer's convolution module (frames, odd)
-    norm: str = "layernorm"  # layernorm | rmsnorm
-    rope_base: float = 10000.0  # rotary position embedding base
-    dropout: float = 0.0
-    bias: bool = False  # biases in linear layers and norms
-    activation_checkpointing: bool = False  # recompute blocks in backward to save memory
-    compile: bool = False  # torch.compile the network in place when the stage is built (for training)
-
-    def __post_init__(self) -> None:
-        check_ranges(self, at_least_one=("d_model", "n_layer", "n_head", "conv_kernel"), positive=("ff_mult", "rope_base"),
-                     fraction=("dropout",))
-        if self.block not in ("conformer", "transformer"):
-            raise ValueError(f"block must be 'conformer' or 'transformer', got {self.block!r}")
-        if self.conv_kernel % 2 == 0:
-            raise ValueError(f"conv_kernel must be odd (centred 'same' convolution), got {self.conv_kernel}")
-        if self.d_model % self.n_head or (self.d_model // self.n_head) % 2:
-            raise ValueError(f"d_model ({self.d_model}) / n_head ({self.n_head}) must be an even whole number (rotary)")
-
-    def transformer_config(self, max_frames: int) -> TransformerConfig:
-        """The LM transformer's config for the shared attention / MLP / norm modules."""
-        return TransformerConfig(d_model=self.d_model, n_layer=self.n_layer, n_head=self.n_head, ff_mult=self.ff_mult,
-                                 block_size=max_frames, norm=self.norm, rope_base=self.rope_base, dropout=self.dropout,
-                                 bias=self.bias)
 
 
 class ConvModule(nn.Module):

@@ -10,7 +10,7 @@ from typing import Any
 
 from soundstage.config import build_config
 
-from .stage import SoundStormConfig
+from .configs import SoundStormConfig
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(model=dict(d_model=128, n_layer=2, n_head=4, conv_kernel=5), optim=dict(lr=3e-3, warmup_steps=20),

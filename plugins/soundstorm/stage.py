@@ -6,60 +6,25 @@ interface of ``coarse_lm.generate``, returning all levels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.plugins.lm.layouts import LMBatch
-from soundstage.plugins.lm.lm_stage import LMConfig, LMStage
-from soundstage.plugins.lm.stages import ACOUSTIC_KEYS, SEMANTIC_KEYS
-from soundstage.registry import register_stage
-from soundstage.token_contract import TokenExpectation
+from soundstage.plugins.lm.lm_stage import LMStage
 
-from .decoding import DecodingConfig, decode
+from .configs import DecodingConfig, SoundStormConfig
+from .decoding import decode
 from .masking import make_masked_batch, semantic_to_frames
-from .model import SoundStormModel, SoundStormModelConfig
+from .model import SoundStormModel
+from .spec import SoundStormSpec
 
 
-@dataclass
-class SoundStormConfig(LMConfig):
-    """SoundStorm (Borsos et al. 2023). Defaults are the ``paper`` preset (see ``presets.py``)."""
-
-    model: SoundStormModelConfig = field(default_factory=SoundStormModelConfig)
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
-    semantic_vocab_size: int = 1024
-    codebook_size: int = 1024
-    num_quantizers: int = 12  # RVQ levels generated: all of the codec's (as the tokens stage wrote them)
-    semantic_rate: float = 25.0  # semantic tokens per second
-    acoustic_rate: float = 50.0  # codec frames per second
-    # Training window, and the longest stretch decoded at once: longer audio slides window by window.
-    window_seconds: float = 30.0
-    # How often each RVQ level is the one a training row learns: None = uniform (the paper); e.g.
-    # [4, 2, 1, 1, ...] trains level 0, which carries the content, a third of the time with 8 levels.
-    level_weights: Optional[list[float]] = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_quantizers"),
-                     positive=("semantic_rate", "acoustic_rate"))
-        w = self.level_weights
-        if w is not None and (len(w) != self.num_quantizers or min(w) < 0 or sum(w) <= 0):
-            raise ValueError(f"level_weights needs {self.num_quantizers} weights (one per level, >= 0, not all 0); "
-                             f"got {list(w)}")
-
-
-@register_stage("soundstorm")
-class SoundStormStage(LMStage):
+class SoundStormStage(SoundStormSpec, LMStage):
     """Bidirectional Conformer over codec frames, conditioned on semantic ids, decoded MaskGIT-style."""
 
-    config_class = SoundStormConfig
-    produces = ("soundstorm",)
-    streams = ("semantic", "acoustic")
     config: SoundStormConfig
 
     def __init__(self, config: SoundStormConfig) -> None:
@@ -73,25 +38,6 @@ class SoundStormStage(LMStage):
     def build_model(self) -> nn.Module:
         c = self.config
         return SoundStormModel(c.model, c.num_quantizers, c.codebook_size, c.semantic_vocab_size, self.window_frames())
-
-    @classmethod
-    def config_presets(cls) -> dict[str, dict[str, Any]]:
-        from .presets import PRESETS  # presets.py imports this module: imported on use
-
-        return PRESETS
-
-    @classmethod
-    def expected_streams(cls, c: SoundStormConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("semantic", c.semantic_vocab_size, c.semantic_rate, keys=SEMANTIC_KEYS),
-                TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, levels=c.num_quantizers, keys=ACOUSTIC_KEYS)]
-
-    @classmethod
-    def memory_floor(cls, config: SoundStormConfig) -> list[tuple[str, float, str]]:
-        # Each block keeps about 4 residual-width activations (FF, attention, conv, FF) per frame.
-        frames = cls.window_tokens(config)["acoustic"]
-        m = config.model
-        what = f"{config.batch_size} x {frames} frames x {m.d_model} dims x {m.n_layer} blocks x 4 of float32 activations"
-        return [("batch_size", 4.0 * 4 * config.batch_size * frames * m.d_model * m.n_layer, what)]
 
     # --- training -----------------------------------------------------------------------------
     def forward(self, codes: Tensor, semantic: Tensor, frames: Tensor | None = None) -> Tensor:

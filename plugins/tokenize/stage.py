@@ -11,19 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from soundstage.config import check_ranges
 from soundstage.errors import SoundstageError
-from soundstage.registry import register_stage
-from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.stage import Stage, StageContext
 from soundstage.token_contract import TokenStream
 
 from soundstage.data.audio_datamodule import collate_audio, crop, decode_audio_sample
@@ -32,24 +29,9 @@ from soundstage.data.shards import expand_shards
 from soundstage.data.stream import ShardStream, SkipCounter, make_loader, rank_and_world
 from soundstage.data.token_shards import TokenShardWriter
 
-STREAMS = ("semantic", "acoustic")
+from .spec import STREAMS, TokenizeConfig, TokenizeSpec
+
 log = logging.getLogger("soundstage.data")
-
-
-@dataclass
-class TokenizeConfig(StageConfig):
-    """Options of the tokenize job."""
-
-    batch_size: int = 8
-    num_quantizers: Optional[int] = None  # acoustic levels to keep (default: all of the codec's)
-    max_seconds: Optional[float] = None  # cut longer utterances to bound memory (None: whole)
-    shard_mb: int = 128  # target size of a token shard
-    num_workers: Optional[int] = None  # loader workers (default: data.num_workers)
-    output: Optional[str] = None  # token shards go to <output>/<split>/ (a folder or s3:// / gs:// prefix); default: the stage's tokens/
-
-    def __post_init__(self) -> None:
-        check_ranges(self, at_least_one=("batch_size", "num_quantizers", "shard_mb"), positive=("max_seconds",),
-                     non_negative=("num_workers",))
 
 
 class _UtteranceDecode:
@@ -135,14 +117,8 @@ class TokenWriter(BasePredictionWriter):
         trainer.strategy.barrier("tokenize-indexed")
 
 
-@register_stage("tokenize")
-class TokenizeStage(Stage):
+class TokenizeStage(TokenizeSpec, Stage):
     """Encode the recipe's audio shards into token shards with the upstream semantic/acoustic models."""
-
-    config_class = TokenizeConfig
-    consumes = ("audio", "acoustic", "semantic")
-    produces = ("tokens",)
-    trainable = False
 
     def __init__(self, config: TokenizeConfig) -> None:
         super().__init__(config)
@@ -150,18 +126,6 @@ class TokenizeStage(Stage):
         self.sample_rate = 0
 
     # --- the job -------------------------------------------------------------------------------
-    @classmethod
-    def token_streams(cls, config: TokenizeConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
-        """The upstream streams, re-emitted; the acoustic one cut to ``num_quantizers`` levels if set."""
-        streams = {k: v for k, v in upstream.items() if k in STREAMS}
-        acoustic = streams.get("acoustic")
-        if acoustic is not None and config.num_quantizers is not None:
-            if acoustic.levels is not None and config.num_quantizers > acoustic.levels:
-                raise SoundstageError(f"config num_quantizers={config.num_quantizers} exceeds the codec's "
-                                      f"{acoustic.levels} RVQ levels")
-            streams["acoustic"] = replace(acoustic, levels=config.num_quantizers)
-        return streams
-
     def run(self, ctx: StageContext) -> dict[str, Any]:
         for stream in STREAMS:
             if any(stream in rec.produces for rec in ctx.upstream.values()):

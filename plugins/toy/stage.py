@@ -6,7 +6,6 @@ in seconds; it is also the worked example in docs/writing_a_stage.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -14,37 +13,13 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from soundstage.config import check_ranges
-from soundstage.registry import register_stage
-from soundstage.stage import Stage, StageConfig, StageContext
+from soundstage.stage import Stage, StageContext
+
+from .spec import ToyRegressorConfig, ToyRegressorSpec
 
 
-@dataclass
-class ToyRegressorConfig(StageConfig):
-    """Fit y = sin(frequency * x) on [-pi, pi] with a small MLP."""
-
-    hidden: int = 32
-    frequency: float = 1.0
-    num_samples: int = 512
-    batch_size: int = 32
-    lr: float = 3e-3
-    init_from_upstream: bool = False  # start from the weights of a needed toy_regressor stage
-    step_delay_s: float = 0.0  # sleep per step (lets tests interrupt a run mid-stage)
-
-    def __post_init__(self) -> None:
-        check_ranges(self, at_least_one=("hidden", "num_samples", "batch_size"), positive=("lr",),
-                     non_negative=("step_delay_s",))
-
-
-@register_stage("toy_regressor")
-class ToyRegressorStage(Stage):
-    """Regresses a sine; produces the ``toy`` stream (its own weights) for a later toy stage."""
-
-    config_class = ToyRegressorConfig
-    optional_consumes = ("toy",)
-    consumes = ("toy",)
-    produces = ("toy",)
-    monitor = "val/loss"
+class ToyRegressorStage(ToyRegressorSpec, Stage):
+    """Regresses a sine with a small MLP (declarations: ``spec.py``)."""
 
     def __init__(self, config: ToyRegressorConfig) -> None:
         super().__init__(config)

@@ -56,10 +56,13 @@ def test_a_reader_that_leaves_early_gets_no_traceback_and_no_error():
     assert proc.stderr == "", proc.stderr
 
 
-def test_help_and_recipe_list_import_neither_torch_nor_lightning():
-    """The verbs that need no model start in well under a second: torch and Lightning are not imported."""
+def test_verbs_that_build_no_model_import_neither_torch_nor_lightning():
+    """The verbs that need no model start in well under a second: torch and Lightning are not imported
+    (recipe show / validate and plugins read only the torch-free stage specs)."""
     code = ("import sys; from soundstage.cli import main\n"
-            "for argv in (['recipe', 'list'], ['eval', '--help'], ['--help']):\n"
+            "for argv in (['recipe', 'list'], ['eval', '--help'], ['--help'], ['recipe', 'validate', 'speech_small'],\n"
+            "             ['recipe', 'validate', 'speech_small_soundstorm'], ['recipe', 'show', 'audiolm_paper'],\n"
+            "             ['recipe', 'validate', 'speech_tiny_encodec'], ['plugins']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

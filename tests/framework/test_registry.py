@@ -59,8 +59,30 @@ def test_unknown_name_lists_known_and_suggests():
 
 
 def test_builtin_stage_is_loaded_lazily_through_entry_point():
+    spec = registry.get_spec("toy_regressor")
+    assert spec.__module__ == "soundstage.plugins.toy.spec"  # the declarations, torch-free
     cls = get_stage("toy_regressor")
     assert cls.__module__ == "soundstage.plugins.toy.stage"
+    assert issubclass(cls, spec) and cls.stage_name == spec.stage_name == "toy_regressor"
+
+
+def test_a_spec_whose_implementation_is_not_its_subclass_is_an_error(monkeypatch):
+    from soundstage.stage_spec import StageConfig as Config, StageSpec
+
+    class Stray(Stage):
+        config_class = Config
+
+    @register_stage("spec_with_stray_stage")
+    class StraySpec(StageSpec):
+        config_class = Config
+
+        @classmethod
+        def implementation(cls):
+            return Stray
+
+    with pytest.raises(SoundstageError, match="must subclass the spec"):
+        get_stage("spec_with_stray_stage")
+    monkeypatch.delitem(registry._REGISTRY, "spec_with_stray_stage")
 
 
 def _write_plugin_package(root, dist, module, body, entry):
@@ -110,7 +132,8 @@ def test_broken_plugin_does_not_break_listing(tmp_path, monkeypatch):
 
 
 def test_every_builtin_entry_point_name_matches_its_register_stage_name():
-    """A built-in stage's name is written twice (pyproject entry point, @register_stage): they must agree."""
+    """A built-in stage's name is written twice (pyproject entry point, @register_stage on its spec): they must
+    agree, and the spec's Stage class inherits the name."""
     import tomllib
     from pathlib import Path
 
@@ -120,6 +143,7 @@ def test_every_builtin_entry_point_name_matches_its_register_stage_name():
         module_name, class_name = target.split(":")
         cls = getattr(importlib.import_module(module_name), class_name)
         assert cls.stage_name == name, f"entry point {name!r} -> {target} registers as {cls.stage_name!r}"
+        assert get_stage(name).stage_name == name and issubclass(get_stage(name), cls)
 
 
 def test_plugins_lists_each_config_field_with_its_source_comment(capsys):
