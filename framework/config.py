@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 from typing import Any, Iterable, TypeVar
 
@@ -25,8 +26,7 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
     if not isinstance(data, dict) and not OmegaConf.is_dict(data):
         raise RecipeError(_place(where, source) + f": expected a mapping of config keys, got {type(data).__name__}")
     try:
-        schema = OmegaConf.structured(config_class)
-        merged = OmegaConf.merge(schema, data)
+        merged = OmegaConf.merge(_schema(config_class), data)  # merge copies: the cached schema is never changed
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
@@ -47,6 +47,12 @@ def build_config(config_class: type[C], data: Any, where: str = "", source: str 
         raise RecipeError(f"{_place(path, source)}: {exc.reason}") from exc
     except ValueError as exc:  # a __post_init__ check of several keys
         raise RecipeError(f"{_place(where, source)}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(config_class: type) -> Any:
+    """The structured config of a dataclass (its defaults, typed); built once per class."""
+    return OmegaConf.structured(config_class)
 
 
 class RangeError(ValueError):

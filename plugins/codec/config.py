@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from soundstage.config import check_ranges
-from soundstage.data.augment import AugmentConfig
+from soundstage.data.augment_config import AugmentConfig
 from soundstage.stage_spec import StageConfig
 
 
