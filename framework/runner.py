@@ -10,7 +10,6 @@ anything runs). The run holds ``run.lock`` for its whole life, so two runs never
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from contextlib import nullcontext
@@ -19,14 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import lightning as L
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from .checkpoint import atomic_path, check_resume_checkpoint, read_stage_metadata, write_json_atomic
 from .config import config_to_dict
+from .distributed import barrier, check_replicas_in_sync, is_global_zero, is_sharded, launched_with_several_processes
 from .errors import CheckpointError, PreemptedError, SoundstageError
 from .fingerprint import FINGERPRINT_VERSION, file_hashes, fingerprint, product_files, product_hash, stage_inputs
 from .memory import check_memory
+from .output_paths import absolute_outputs, portable_outputs, relative_path
 from .recipe import Recipe, StagePlan
 from .run_lock import RunDirLock, busy_error, lock_holder
 from .run_plan import BUILDS, StageStatus, check_plan, plan_run
@@ -49,11 +49,6 @@ class StageResult:
 def default_run_dir(recipe: Recipe) -> Path:
     """``<run_root>/<recipe name>``."""
     return Path(recipe.run_root).expanduser() / recipe.name
-
-
-def is_global_zero() -> bool:
-    """Rank 0 of the whole job (Lightning sets the rank once a Trainer exists; env vars before)."""
-    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 class PipelineRunner:
@@ -80,7 +75,7 @@ class PipelineRunner:
             if name not in plans:
                 raise SoundstageError(f"unknown stage {name!r} in this recipe (stages: {', '.join(plans)})")
         selected = list(plans) if not stages else [n for n in plans if n in set(stages)]
-        if restart and _launched_with_several_processes():
+        if restart and launched_with_several_processes():
             raise SoundstageError(
                 "--restart cannot be used in a multi-process launch (other ranks could read the stage before it is "
                 f"removed); delete {self.run_dir}/<stage> first, or use --restart in a single-process command"
@@ -129,7 +124,7 @@ class PipelineRunner:
             stage_dir=stage_dir,
             produces=tuple(done.get("produces", ())),
             checkpoint=(stage_dir / ckpt).resolve() if ckpt else None,
-            outputs=_absolute_outputs(done.get("outputs", {}), stage_dir),
+            outputs=absolute_outputs(done.get("outputs", {}), stage_dir),
         )
 
     def done_marker(self, name: str) -> dict[str, Any]:
@@ -197,7 +192,7 @@ class PipelineRunner:
                         stage.save_pretrained(checkpoint)
         if is_global_zero():
             self._write_done(plan, inputs, checkpoint, outputs)
-        _barrier()
+        barrier()
         seconds = time.monotonic() - start
         self.log(f"[{plan.name}] {status} in {seconds:.1f}s -> {stage_dir}")
         return StageResult(plan.name, status, seconds)
@@ -231,8 +226,8 @@ class PipelineRunner:
         outputs = stage.after_fit(ctx) or {}
         # Collective under FSDP (gathers the full weights); a plain state_dict otherwise.
         state = trainer.strategy.lightning_module_state_dict()
-        if trainer.world_size > 1 and not _is_sharded(trainer):
-            outputs["replica_checksums"] = _check_replicas_in_sync(stage, plan.name)
+        if trainer.world_size > 1 and not is_sharded(trainer):
+            outputs["replica_checksums"] = check_replicas_in_sync(stage, plan.name)
         return ("resumed" if resume else "trained"), outputs, state
 
     def _context(self, plan: StagePlan) -> StageContext:
@@ -298,8 +293,8 @@ class PipelineRunner:
     def _write_done(self, plan: StagePlan, inputs: dict[str, Any], checkpoint: Path | None, outputs: dict[str, Any]) -> None:
         stage_dir = self.stage_dir(plan.name)
         stage_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = _relative(checkpoint, stage_dir) if checkpoint else None
-        outputs = _portable_outputs(outputs, stage_dir)
+        ckpt = relative_path(checkpoint, stage_dir) if checkpoint else None
+        outputs = portable_outputs(outputs, stage_dir)
         write_json_atomic(
             stage_dir / DONE_FILE,
             {
@@ -335,75 +330,3 @@ def _check_shards_exist(train: str, val: str | None) -> None:
                 expand_shards(spec)
             except FileNotFoundError as exc:
                 raise SoundstageError(f"{key}: {exc}") from exc
-
-
-def _launched_with_several_processes() -> bool:
-    """torchrun / SLURM start every rank at once (Lightning's own launcher starts the others later)."""
-    import os
-
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_NTASKS", "1")) > 1
-
-
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(base.resolve()))
-    except ValueError:
-        return str(Path(path).resolve())
-
-
-def _map_paths(outputs: dict[str, Any], change) -> dict[str, Any]:
-    """``outputs`` with ``change`` applied to every string value (also inside lists)."""
-    return {key: [change(v) for v in value] if isinstance(value, list) else change(value)
-            for key, value in outputs.items()}
-
-
-def _portable_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any]:
-    """Output paths inside the stage directory written as ``./relative``, so a run directory that is
-    moved or copied (another disk, another machine) hands its own files on, not the old location's."""
-    root = stage_dir.resolve()
-
-    def change(value: Any) -> Any:
-        if isinstance(value, str) and value and not value.startswith("./"):  # (relative: to the cwd, as written)
-            path = Path(value).resolve()
-            if path == root or root in path.parents:
-                return "./" if path == root else f"./{path.relative_to(root)}"
-        return value
-
-    return _map_paths(outputs, change)
-
-
-def _absolute_outputs(outputs: dict[str, Any], stage_dir: Path) -> dict[str, Any]:
-    """Output values written as ``./relative`` paths are resolved against the stage directory."""
-    return _map_paths(outputs, lambda v: str(stage_dir / v[2:]) if isinstance(v, str) and v.startswith("./") else v)
-
-
-def _check_replicas_in_sync(stage: Stage, name: str) -> list[float]:
-    """All ranks must end a stage with identical weights (catches DDP desyncs before they spread)."""
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return []
-    with torch.no_grad():
-        flat = [p.detach().double().flatten().cpu() for p in stage.state_dict().values() if p.is_floating_point()]
-        weights = torch.cat(flat) if flat else torch.zeros(1, dtype=torch.float64)
-        position = torch.arange(weights.numel(), dtype=torch.float64) % 9973 + 1
-        checksum = [float(weights.sum()), float((weights * position).sum())]
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, checksum)
-    if any(c != gathered[0] for c in gathered):
-        raise SoundstageError(f"stage {name!r}: ranks ended with different weights (checksums {gathered})")
-    return checksum
-
-
-def _is_sharded(trainer: L.Trainer) -> bool:
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    return isinstance(trainer.strategy, FSDPStrategy)
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()

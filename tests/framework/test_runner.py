@@ -111,14 +111,14 @@ def test_output_paths_are_stored_relative_to_the_stage_whether_the_run_dir_was_g
         tmp_path, monkeypatch):
     """A run dir given as a relative path (``--run-dir runs/x``) must not leave cwd-relative paths in the
     done markers: the run dir would break when used from another directory or copied elsewhere."""
-    from soundstage.runner import _absolute_outputs, _portable_outputs
+    from soundstage.output_paths import absolute_outputs, portable_outputs
 
     stage_dir = tmp_path / "runs" / "x" / "tokens"
     monkeypatch.chdir(tmp_path)
     outputs = {"train": "runs/x/tokens/shards/train", "val": str(stage_dir / "shards" / "val"),
                "elsewhere": "data/corpus", "name": "speech", "rate": 50.0}
-    stored = _portable_outputs(outputs, stage_dir)
+    stored = portable_outputs(outputs, stage_dir)
     assert stored == {"train": "./shards/train", "val": "./shards/val", "elsewhere": "data/corpus",
                       "name": "speech", "rate": 50.0}
     moved = tmp_path / "moved" / "tokens"
-    assert _absolute_outputs(stored, moved)["train"] == str(moved / "shards" / "train")
+    assert absolute_outputs(stored, moved)["train"] == str(moved / "shards" / "train")
