@@ -142,9 +142,25 @@ class _DropLightningBanners:
         return not str(record.getMessage()).startswith(self.NOISE)
 
 
+# Lightning warnings about choices soundstage makes on purpose (message prefixes):
+_EXPECTED_WARNINGS = (
+    # the shard streams split their data by rank and worker themselves (data/stream.py)
+    r"Your `IterableDataset` has `__len__` defined",
+    # manual-optimisation stages (the codec) checkpoint the state after the step, which is what resume needs
+    r"Using ModelCheckpoint with manual optimization and every_n_train_steps",
+    # Lightning's own use of a torch API that torch deprecated: nothing a user can change
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
 def quiet_lightning() -> None:
-    """Install the filter once on Lightning's rank-zero loggers (our own messages are untouched)."""
+    """Install the filter once on Lightning's rank-zero loggers and ignore the warnings in
+    ``_EXPECTED_WARNINGS`` (our own messages, and Lightning's other warnings, are untouched)."""
     import logging
+    import warnings
+
+    for message in _EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         log = logging.getLogger(name)

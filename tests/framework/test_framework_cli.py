@@ -67,3 +67,19 @@ def test_verbs_that_build_no_model_import_neither_torch_nor_lightning():
             "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_lightning_warnings_about_soundstage_s_own_choices_are_silenced_and_others_kept():
+    import warnings
+
+    from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+
+    from soundstage.trainer import quiet_lightning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()
+        rank_zero_warn("Your `IterableDataset` has `__len__` defined. In combination with multi-process data loading")
+        rank_zero_warn("Using ModelCheckpoint with manual optimization and every_n_train_steps, but no pre-optimization")
+        rank_zero_warn("`LightningModule.configure_optimizers` returned `None`, this fit will run with no optimizer")
+    assert [str(w.message)[:40] for w in caught] == ["`LightningModule.configure_optimizers` r"]
