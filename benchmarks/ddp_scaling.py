@@ -108,7 +108,7 @@ def _worker(args: argparse.Namespace) -> None:
             self._last_end = self.t_end = time.perf_counter()
             if batch_idx >= args.warmup:
                 self.step_s.append(self.t_end - self._t)
-                self.tokens += int(batch["semantic_lengths"].sum())
+                self.tokens += int(batch.lengths["semantic"].sum())
 
     config = SemanticLMConfig(
         semantic_vocab_size=VOCAB, semantic_rate=RATE, window_seconds=args.window_seconds,

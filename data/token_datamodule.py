@@ -8,25 +8,13 @@ import torch
 
 from .shards import expand_shards
 from .stream import ShardDataModule, ShardStream, rank_and_world, start_step
+from .token_batch import TokenBatch
 from .token_shards import crop_aligned, decode_token_sample
 
 
-
-def collate_tokens(items: list[dict[str, Any]], streams: tuple[str, ...]) -> dict[str, Any]:
-    """Pad each stream with 0: semantic -> int64 [B, Ts], acoustic -> int64 [B, Q, Ta]; plus ``<s>_lengths``."""
-    batch: dict[str, Any] = {"key": [it["key"] for it in items]}
-    for s in streams:
-        arrays = [torch.from_numpy(it[s]) for it in items]
-        lengths = [a.shape[-1] for a in arrays]
-        out = torch.zeros(len(arrays), *arrays[0].shape[:-1], max(lengths), dtype=torch.int64)
-        for i, a in enumerate(arrays):
-            if a.shape[:-1] != arrays[0].shape[:-1]:
-                raise ValueError(f"{s} tokens of {items[i]['key']!r} have shape {tuple(a.shape)}, "
-                                 f"others {tuple(arrays[0].shape)}")
-            out[i, ..., : a.shape[-1]] = a
-        batch[s] = out
-        batch[f"{s}_lengths"] = torch.tensor(lengths, dtype=torch.int64)
-    return batch
+def collate_tokens(items: list[dict[str, Any]], streams: tuple[str, ...]) -> TokenBatch:
+    """Decoded token items (numpy streams) -> a ``TokenBatch`` of ``streams``."""
+    return TokenBatch.of([{s: torch.from_numpy(it[s]) for s in streams} for it in items], [it["key"] for it in items])
 
 
 class _TokenDecode:
@@ -41,12 +29,12 @@ class _TokenCollate:
     def __init__(self, streams: tuple[str, ...]) -> None:
         self.streams = streams
 
-    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, items: list[dict[str, Any]]) -> TokenBatch:
         return collate_tokens(items, self.streams)
 
 
 class TokenDataModule(ShardDataModule):
-    """Batches of token windows: ``batch[s]`` and ``batch[f"{s}_lengths"]`` per stream, plus ``"key"``.
+    """Batches of token windows (``TokenBatch``: each stream padded, its lengths, the sample keys).
 
     Training takes a random window of ``window`` tokens per stream (``token_shards.window_lengths``: the
     same span of time in every stream, on frame boundaries of all of them; an LM stage's

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from soundstage.data.token_batch import TokenBatch
+
 
 @dataclass
 class LMBatch:
@@ -95,11 +97,11 @@ class SemanticLayout:
     def max_len(self, num_semantic: int) -> int:
         return 1 + num_semantic
 
-    def make_batch(self, batch: dict[str, Tensor]) -> LMBatch:
-        """From token-datamodule tensors ``semantic`` [B, Ts] + ``semantic_lengths`` [B]."""
+    def make_batch(self, batch: TokenBatch) -> LMBatch:
+        """The training sequences of a batch's ``semantic`` windows."""
         seqs, pred, lev = [], [], []
-        for s, n in zip(batch["semantic"], batch["semantic_lengths"].tolist()):
-            seq = self.encode(s[:n])
+        for row in batch.rows():
+            seq = self.encode(row["semantic"])
             seqs.append(seq)
             pred.append(torch.arange(len(seq), device=seq.device) > 0)
             lev.append(torch.full_like(seq, -1))
@@ -189,18 +191,17 @@ class CoarseLayout:
     def max_len(self, num_semantic: int, num_frames: int) -> int:
         return num_semantic + 1 + self.num_levels * num_frames
 
-    def make_batch(self, batch: dict[str, Tensor]) -> LMBatch:
-        """From ``semantic`` [B, Ts], ``acoustic`` [B, Q, Ta] and their ``*_lengths`` [B]."""
+    def make_batch(self, batch: TokenBatch) -> LMBatch:
+        """The training sequences of a batch's ``semantic`` and ``acoustic`` windows (its first Q' levels)."""
         seqs, pred, lev, cond = [], [], [], []
-        s_len, a_len = batch["semantic_lengths"].tolist(), batch["acoustic_lengths"].tolist()
-        for b in range(len(s_len)):
-            sem, codes = batch["semantic"][b, : s_len[b]], batch["acoustic"][b, : self.num_levels, : a_len[b]]
+        for row in batch.rows():
+            sem, codes = row["semantic"], row["acoustic"][: self.num_levels]
             seqs.append(self.encode(sem, codes))
-            p, lv = self.predicted(s_len[b], a_len[b], sem.device)
+            p, lv = self.predicted(sem.shape[-1], codes.shape[-1], sem.device)
             pred.append(p)
             lev.append(lv)
             if self.num_conditions:
-                cond.append(self.conditions(sem, a_len[b]))
+                cond.append(self.conditions(sem, codes.shape[-1]))
         return pack(seqs, pred, lev, cond if self.num_conditions else None)
 
 
@@ -253,15 +254,16 @@ class FineLayout:
     def max_len(self, num_frames: int) -> int:
         return self.num_quantizers * num_frames
 
-    def make_batch(self, batch: dict[str, Tensor]) -> LMBatch:
-        """From ``acoustic`` [B, Q, Ta] and ``acoustic_lengths`` [B]."""
-        acoustic = batch["acoustic"]
-        if acoustic.shape[1] != self.num_quantizers:
-            raise ValueError(f"fine LM expects {self.num_quantizers} RVQ levels, batch has {acoustic.shape[1]}")
+    def make_batch(self, batch: TokenBatch) -> LMBatch:
+        """The training sequences of a batch's ``acoustic`` windows (all Q levels)."""
+        levels = batch.tokens["acoustic"].shape[1]
+        if levels != self.num_quantizers:
+            raise ValueError(f"fine LM expects {self.num_quantizers} RVQ levels, batch has {levels}")
         seqs, pred, lev = [], [], []
-        for codes, n in zip(acoustic, batch["acoustic_lengths"].tolist()):
-            seqs.append(self.encode(codes[:, :n]))
-            p, lv = self.predicted(n, codes.device)
+        for row in batch.rows():
+            codes = row["acoustic"]
+            seqs.append(self.encode(codes))
+            p, lv = self.predicted(codes.shape[-1], codes.device)
             pred.append(p)
             lev.append(lv)
         return pack(seqs, pred, lev)

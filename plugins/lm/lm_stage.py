@@ -16,6 +16,8 @@ from soundstage.stage import Stage, StageContext
 from soundstage.token_contract import TokenStream, streams_problems
 from soundstage.trainer import time_progress
 
+from soundstage.data.token_batch import TokenBatch
+
 from .configs import LMConfig, OptimConfig  # noqa: F401  (re-exported)
 from .layouts import LMBatch
 from .level_loss import per_level_cross_entropy
@@ -95,7 +97,7 @@ class LMStage(LMSpec, Stage):
         """Logits [B, T, V] for token ids [B, T]."""
         return self.model(idx)
 
-    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor], LMBatch]:
+    def _loss(self, batch: TokenBatch) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor], LMBatch]:
         """Mean cross-entropy of the batch's predicted tokens, each scored within its RVQ level's ids
         (``level_loss.py``), plus the per-target (cross-entropy, correct, level) for the metrics."""
         b = self.layout.make_batch(batch)
@@ -116,18 +118,18 @@ class LMStage(LMSpec, Stage):
                                          self.layout.target_range)
         return scored[0].mean(), scored, b
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: TokenBatch, batch_idx: int) -> Tensor:
         loss, _, b = self._loss(batch)
         n = b.inputs.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         self.log("train/ppl", loss.detach().exp(), batch_size=n)
         return loss
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: TokenBatch, batch_idx: int) -> None:
         _, (ce, correct, levels), _ = self._loss(batch)
         self.val_metrics.update(ce, correct, levels)
         if batch_idx == 0:
-            self._preview_batch = {k: v[:1] for k, v in batch.items() if isinstance(v, Tensor)}
+            self._preview_batch = batch.head(1)
 
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute("val")  # already reduced over ranks by torchmetrics
@@ -143,14 +145,14 @@ class LMStage(LMSpec, Stage):
         """
         self.__dict__["_preview_codec"] = codec
 
-    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor | None:
+    def preview_codes(self, batch: TokenBatch) -> Tensor | None:
         """Codes [1, Q, T] generated from one validation example (acoustic stages override)."""
         return None
 
-    def preview_semantic(self, batch: dict[str, Tensor]) -> Tensor:
+    def preview_semantic(self, batch: TokenBatch) -> Tensor:
         """The first ``preview_seconds`` of a validation example's semantic ids [1, Ts] (stages conditioned on them)."""
         n = max(1, round(self.config.preview_seconds * self.config.semantic_rate))  # type: ignore[attr-defined]
-        return batch["semantic"][:, : min(n, int(batch["semantic_lengths"][0]))]
+        return batch.row(0)["semantic"][None, :n]
 
     def _log_preview(self) -> None:
         codec = self.__dict__.get("_preview_codec")

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 
 
+from soundstage.data.token_batch import TokenBatch
+
 from .layouts import CoarseLayout, FineLayout, SemanticLayout, dedup_consecutive
 from .configs import ACOUSTIC_KEYS, SEMANTIC_KEYS, CoarseLMConfig, FineLMConfig, SemanticLMConfig  # noqa: F401  (re-exported)
 from .lm_stage import LMStage
@@ -85,7 +87,7 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(*self.window())
 
-    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
+    def preview_codes(self, batch: TokenBatch) -> Tensor:
         """Coarse codes for the example's first ``preview_seconds`` of semantic ids (coarse levels only)."""
         return self.generate(self.preview_semantic(batch))
 
@@ -154,10 +156,10 @@ class FineLMStage(FineLMSpec, LMStage):
     def max_seq_len(self) -> int:
         return self.layout.max_len(self.chunk_frames())
 
-    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
+    def preview_codes(self, batch: TokenBatch) -> Tensor:
         """All levels generated from the example's first ``preview_seconds`` of coarse codes."""
         n = max(1, round(self.config.preview_seconds * self.config.acoustic_rate))
-        return self.generate(batch["acoustic"][:, :, : min(n, int(batch["acoustic_lengths"][0]))])
+        return self.generate(batch.row(0)["acoustic"][None, :, :n])
 
     @torch.inference_mode()
     def generate(

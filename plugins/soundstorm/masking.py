@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from soundstage.data.token_batch import TokenBatch
+
 
 @dataclass
 class MaskedBatch:
@@ -73,18 +75,19 @@ def sample_masks(codes: Tensor, lengths: Tensor, mask_id: int, generator: torch.
     }
 
 
-def make_masked_batch(batch: dict[str, Tensor], num_quantizers: int, mask_id: int, semantic_rate: float,
+def make_masked_batch(batch: TokenBatch, num_quantizers: int, mask_id: int, semantic_rate: float,
                       acoustic_rate: float, generator: torch.Generator | None = None,
                       level_weights: list[float] | None = None) -> MaskedBatch:
-    """From token-datamodule tensors ``acoustic`` [B, >=Q, Ta], ``semantic`` [B, Ts] and their ``*_lengths``."""
-    codes = batch["acoustic"][:, :num_quantizers]
-    lengths = batch["acoustic_lengths"]
+    """From a batch's ``acoustic`` [B, >=Q, Ta] and ``semantic`` [B, Ts] windows (padded, with their lengths)."""
+    codes = batch.tokens["acoustic"][:, :num_quantizers]
+    lengths = batch.lengths["acoustic"]
     B, _, T = codes.shape
-    semantic = semantic_to_frames(batch["semantic"], T, semantic_rate, acoustic_rate)  # [B, T]
+    ids = batch.tokens["semantic"]
+    semantic = semantic_to_frames(ids, T, semantic_rate, acoustic_rate)  # [B, T]
     # A row whose semantic ids end early (rounding at the crop) repeats its last id instead of padding 0.
-    last = (batch["semantic_lengths"] - 1).clamp(min=0)
+    last = (batch.lengths["semantic"] - 1).clamp(min=0)
     sem_frames = torch.floor(torch.arange(T, device=codes.device) * (semantic_rate / acoustic_rate) + 1e-6).long()
-    semantic = torch.where(sem_frames[None] <= last[:, None], semantic, batch["semantic"].gather(1, last[:, None]))
+    semantic = torch.where(sem_frames[None] <= last[:, None], semantic, ids.gather(1, last[:, None]))
     m = sample_masks(codes, lengths, mask_id, generator, level_weights)
     levels = m["levels"]
     targets = codes.gather(1, levels[:, None, None].expand(B, 1, T)).squeeze(1)  # [B, T]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundstage.errors import SoundstageError
+from soundstage.data.token_batch import TokenBatch
 from soundstage.plugins.lm.layouts import LMBatch
 from soundstage.plugins.lm.lm_stage import LMStage
 
@@ -44,20 +45,20 @@ class SoundStormStage(SoundStormSpec, LMStage):
         """Hidden states [B, T, C] for codes [B, Q, T] (MASK = codebook_size) and frame-rate semantic ids [B, T]."""
         return self.model(codes, semantic, frames)
 
-    def _check_batch(self, batch: dict[str, Tensor]) -> None:
+    def _check_batch(self, batch: TokenBatch) -> None:
         c = self.config
-        levels = batch["acoustic"].shape[1]
+        levels = batch.tokens["acoustic"].shape[1]
         if levels < c.num_quantizers:
             raise SoundstageError(f"{self.stage_name}: num_quantizers={c.num_quantizers} but the tokens have {levels} RVQ levels")
-        self._check_ids(batch["semantic"], c.semantic_vocab_size, "semantic_vocab_size", "semantic ids")
-        self._check_ids(batch["acoustic"][:, : c.num_quantizers], c.codebook_size, "codebook_size", "acoustic codes")
+        self._check_ids(batch.tokens["semantic"], c.semantic_vocab_size, "semantic_vocab_size", "semantic ids")
+        self._check_ids(batch.tokens["acoustic"][:, : c.num_quantizers], c.codebook_size, "codebook_size", "acoustic codes")
 
     def _check_ids(self, ids: Tensor, size: int, key: str, what: str) -> None:
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
             raise SoundstageError(f"{self.stage_name}: {what} range over {int(ids.min())}..{int(ids.max())}, "
                                   f"outside {key}={size}")
 
-    def _loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor], LMBatch]:
+    def _loss(self, batch: TokenBatch) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor], LMBatch]:
         """Mean cross-entropy over the masked tokens of each row's level, plus the per-token
         (cross-entropy, correct, level) the metrics take (the contract of ``LMStage._loss``)."""
         c = self.config
@@ -72,12 +73,12 @@ class SoundStormStage(SoundStormSpec, LMStage):
         correct = (picked.detach().argmax(-1) == targets).float()
         return ce.mean(), (ce, correct, levels[mb.loss_mask]), LMBatch(mb.inputs, mb.targets, mb.loss_mask, levels)
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: TokenBatch, batch_idx: int) -> None:
         # Seeded masks: validation losses compare across epochs and runs.
         self._mask_rng = torch.Generator().manual_seed(batch_idx)
         super().validation_step(batch, batch_idx)
 
-    def preview_codes(self, batch: dict[str, Tensor]) -> Tensor:
+    def preview_codes(self, batch: TokenBatch) -> Tensor:
         """All levels generated from the example's first ``preview_seconds`` of semantic ids."""
         return self.generate(self.preview_semantic(batch))
 

@@ -4,6 +4,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 import webdataset as wds
 
 from soundstage.data.token_datamodule import TokenDataModule
@@ -81,11 +82,11 @@ def test_token_datamodule_ranks_and_windows(token_shards):
         batches = list(dm.train_dataloader())
         assert len(batches) == 3
         for b in batches:
-            assert b["semantic"].shape == (2, 20) and b["acoustic"].shape == (2, Q, 40)
-            assert b["semantic_lengths"].tolist() == [20, 20] and b["acoustic_lengths"].tolist() == [40, 40]
+            assert b.tokens["semantic"].shape == (2, 20) and b.tokens["acoustic"].shape == (2, Q, 40)
+            assert b.lengths["semantic"].tolist() == [20, 20] and b.lengths["acoustic"].tolist() == [40, 40]
         for b in dm.val_dataloader():
-            seen.update(b["key"])
-            assert b["semantic"][:, 0].eq(0).all()  # validation windows start at the beginning
+            seen.update(b.keys)
+            assert b.tokens["semantic"][:, 0].eq(0).all()  # validation windows start at the beginning
     assert set(seen) == {k for k in keys if k.startswith("val")} and set(seen.values()) == {1}
 
 
@@ -94,8 +95,23 @@ def test_whole_sequences_are_padded(token_shards):
     dm = TokenDataModule(str(out / "val"), None, batch_size=7, streams=("acoustic",), batches_per_epoch=1)
     dm.rank, dm.world_size = 0, 1
     b = next(iter(dm.train_dataloader()))
-    assert "semantic" not in b and b["acoustic"].shape[0] == 7
-    n = b["acoustic_lengths"]
-    assert b["acoustic"].shape[-1] == int(n.max()) and (n != n[0]).any()
-    for row, length in zip(b["acoustic"], n):
+    assert "semantic" not in b.tokens and b.tokens["acoustic"].shape[0] == 7 == len(b)
+    n = b.lengths["acoustic"]
+    assert b.tokens["acoustic"].shape[-1] == int(n.max()) and (n != n[0]).any()
+    for row, length in zip(b.tokens["acoustic"], n):
         assert not row[:, length:].any()
+    assert [r["acoustic"].shape[-1] for r in b.rows()] == n.tolist()  # rows come back without their padding
+
+
+def test_a_token_batch_pads_once_and_gives_its_rows_back_unpadded():
+    from soundstage.data.token_batch import TokenBatch
+
+    rows = [{"semantic": torch.tensor([1, 2, 3]), "acoustic": torch.arange(12).view(2, 6)},
+            {"semantic": torch.tensor([4]), "acoustic": torch.arange(4).view(2, 2)}]
+    b = TokenBatch.of(rows, keys=["a", "b"])
+    assert b.tokens["semantic"].tolist() == [[1, 2, 3], [4, 0, 0]] and b.tokens["acoustic"].shape == (2, 2, 6)
+    assert b.lengths["acoustic"].tolist() == [6, 2] and len(b) == 2 and b.head(1).keys == ["a"]
+    for got, want in zip(b.rows(), rows):
+        assert all(torch.equal(got[s], want[s]) for s in want)
+    with pytest.raises(ValueError, match="acoustic tokens of 'b' have shape"):
+        TokenBatch.of([rows[0], {"semantic": torch.tensor([4]), "acoustic": torch.zeros(3, 2)}], keys=["a", "b"])

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from soundstage.data.token_batch import TokenBatch
+
 from .run_dir import module_device
 
 
@@ -29,7 +31,7 @@ def lm_validation(stage: Any, val_tokens: str, batch_size: int = 8, max_batches:
     for i, batch in enumerate(dm.val_dataloader()):
         if max_batches is not None and i >= max_batches:
             break
-        batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+        batch = batch.to(device)
         stage.validation_step(batch, i)  # updates stage.val_metrics (TokenMetrics)
         batches += 1
     if batches == 0:
@@ -54,7 +56,7 @@ def semantic_nll(semantic_lm: Any, ids: Tensor) -> tuple[float, int]:
     layout = semantic_lm.layout
     device = module_device(semantic_lm)
     ids = ids.to(device)
-    b = layout.make_batch({"semantic": ids, "semantic_lengths": torch.full((ids.shape[0],), ids.shape[1], device=device)})
+    b = layout.make_batch(TokenBatch.whole(semantic=ids))
     block = semantic_lm.config.model.block_size
     inputs, targets, mask = b.inputs[:, :block], b.targets[:, :block], b.mask[:, :block]
     logits = semantic_lm(inputs)  # [B, L, V]

@@ -10,6 +10,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from soundstage.data.token_batch import TokenBatch
 from soundstage.plugins.lm.lm_stage import OptimConfig
 from soundstage.plugins.lm.stages import CoarseLMConfig, FineLMConfig, SemanticLMConfig
 from soundstage.plugins.lm.transformer import TransformerConfig
@@ -61,13 +62,9 @@ class TokenSamples(Dataset):
         return {"semantic": self.semantic[i], "acoustic": self.acoustic[i]}
 
 
-def collate(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
-    """Batch like the TokenDataModule: stacked streams plus ``*_lengths``."""
-    out = {}
-    for s in ("semantic", "acoustic"):
-        out[s] = torch.stack([it[s] for it in items])
-        out[f"{s}_lengths"] = torch.full((len(items),), items[0][s].shape[-1], dtype=torch.long)
-    return out
+def collate(items: list[dict[str, Tensor]]) -> TokenBatch:
+    """Batch like the TokenDataModule's (``TokenBatch``)."""
+    return TokenBatch.of(items)
 
 
 class InMemoryTokens(L.LightningDataModule):

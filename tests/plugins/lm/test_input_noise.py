@@ -1,6 +1,7 @@
 """History noise: only code inputs change, each to a code of its own level, at about the asked share."""
 import torch
 
+from soundstage.data.token_batch import TokenBatch
 from soundstage.plugins.lm.input_noise import corrupt_history
 from soundstage.plugins.lm.layouts import CoarseLayout
 from soundstage.plugins.lm.stages import CoarseLMStage
@@ -11,8 +12,8 @@ from lm_test_helpers import coarse_config
 def test_only_code_inputs_change_and_stay_within_their_level():
     layout = CoarseLayout(semantic_vocab_size=10, codebook_size=16, num_coarse=3)
     g = torch.Generator().manual_seed(0)
-    batch = {"semantic": torch.randint(0, 10, (4, 20), generator=g), "semantic_lengths": torch.tensor([20] * 4),
-             "acoustic": torch.randint(0, 16, (4, 3, 200), generator=g), "acoustic_lengths": torch.tensor([200] * 4)}
+    batch = TokenBatch.whole(semantic=torch.randint(0, 10, (4, 20), generator=g),
+                             acoustic=torch.randint(0, 16, (4, 3, 200), generator=g))
     b = layout.make_batch(batch)
     noisy = corrupt_history(b.inputs, b.levels, 0.3, layout.level_range, torch.Generator().manual_seed(1))
     changed = noisy != b.inputs
@@ -30,8 +31,8 @@ def test_only_code_inputs_change_and_stay_within_their_level():
 def test_the_stage_adds_noise_in_training_only():
     stage = CoarseLMStage(coarse_config(input_noise=1.0))
     g = torch.Generator().manual_seed(2)
-    batch = {"semantic": torch.randint(0, 8, (2, 10), generator=g), "semantic_lengths": torch.tensor([10, 10]),
-             "acoustic": torch.randint(0, 8, (2, 3, 20), generator=g), "acoustic_lengths": torch.tensor([20, 20])}
+    batch = TokenBatch.whole(semantic=torch.randint(0, 8, (2, 10), generator=g),
+                             acoustic=torch.randint(0, 8, (2, 3, 20), generator=g))
     stage.eval()
     with torch.no_grad():
         a, b = stage._loss(batch)[0], stage._loss(batch)[0]

@@ -3,6 +3,7 @@ cross-entropy of the level's slice of the logits where it is an RVQ code."""
 import torch
 import torch.nn.functional as F
 
+from soundstage.data.token_batch import TokenBatch
 from soundstage.plugins.lm.layouts import CoarseLayout, FineLayout
 from soundstage.plugins.lm.level_loss import per_level_cross_entropy
 
@@ -23,7 +24,7 @@ def test_codes_are_scored_within_their_level_and_gradients_reach_only_those_rows
     torch.manual_seed(0)
     layout = FineLayout(codebook_size=5, num_coarse=1, num_quantizers=3)  # ids: level q code c -> 5q + c
     codes = torch.randint(0, 5, (2, 3, 4))
-    b = layout.make_batch({"acoustic": codes, "acoustic_lengths": torch.tensor([4, 4])})
+    b = layout.make_batch(TokenBatch({"acoustic": codes}, {"acoustic": torch.tensor([4, 4])}))
     hidden = torch.randn(*b.inputs.shape, 6)
     weight = torch.randn(layout.vocab_size, 6, requires_grad=True)
     ce, _, lev = per_level_cross_entropy(hidden, weight, b.targets, b.mask, b.levels, layout.target_range)

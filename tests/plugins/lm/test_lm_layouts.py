@@ -1,6 +1,7 @@
 """Token layouts: codes <-> flat sequences, loss masks and RVQ levels."""
 import torch
 
+from soundstage.data.token_batch import TokenBatch
 from soundstage.plugins.lm.layouts import CoarseLayout, FineLayout, SemanticLayout
 
 
@@ -29,8 +30,8 @@ def test_fine_layout_round_trips():
 
 def test_coarse_loss_mask_covers_exactly_the_acoustic_targets():
     layout = CoarseLayout(semantic_vocab_size=10, codebook_size=16, num_coarse=2)
-    batch = {"semantic": torch.randint(0, 10, (2, 6)), "semantic_lengths": torch.tensor([6, 4]),
-             "acoustic": torch.randint(0, 16, (2, 4, 12)), "acoustic_lengths": torch.tensor([12, 8])}
+    batch = TokenBatch({"semantic": torch.randint(0, 10, (2, 6)), "acoustic": torch.randint(0, 16, (2, 4, 12))},
+                       {"semantic": torch.tensor([6, 4]), "acoustic": torch.tensor([12, 8])})
     b = layout.make_batch(batch)
     for row, (ns, na) in enumerate([(6, 12), (4, 8)]):
         acoustic = b.targets[row] >= layout.sep + 1
@@ -48,7 +49,7 @@ def test_coarse_loss_mask_covers_exactly_the_acoustic_targets():
 
 def test_fine_loss_mask_covers_only_the_fine_levels():
     layout = FineLayout(codebook_size=16, num_coarse=2, num_quantizers=4)
-    batch = {"acoustic": torch.randint(0, 16, (2, 4, 5)), "acoustic_lengths": torch.tensor([5, 3])}
+    batch = TokenBatch({"acoustic": torch.randint(0, 16, (2, 4, 5))}, {"acoustic": torch.tensor([5, 3])})
     b = layout.make_batch(batch)
     for row, n in enumerate([5, 3]):
         assert int(b.mask[row].sum()) == 2 * n
@@ -61,7 +62,8 @@ def test_semantic_layout_dedups_and_predicts_everything_after_bos():
     layout = SemanticLayout(semantic_vocab_size=10, dedup=True)
     seq = layout.encode(torch.tensor([3, 3, 3, 5, 5, 3, 9]))
     assert seq.tolist() == [10, 3, 5, 3, 9]
-    b = layout.make_batch({"semantic": torch.tensor([[1, 1, 2, 3], [4, 5, 6, 7]]), "semantic_lengths": torch.tensor([4, 4])})
+    b = layout.make_batch(TokenBatch({"semantic": torch.tensor([[1, 1, 2, 3], [4, 5, 6, 7]])},
+                                     {"semantic": torch.tensor([4, 4])}))
     assert b.mask.sum(1).tolist() == [3, 4]  # the duplicate 1 is gone from row 0; padding is masked
     assert torch.equal(layout.decode(layout.encode(torch.tensor([1, 2, 3]))), torch.tensor([1, 2, 3]))
 
@@ -76,14 +78,14 @@ def test_aligned_conditions_give_each_acoustic_prediction_its_frames_semantic_id
     for p in range(4, seq.shape[1] - 1):  # position p predicts token p + 1: acoustic token k = p - 4
         frame = (p - 4) // 3
         assert torch.equal(cond[:, p], semantic[:, frame // 2] + 1)
-    b = layout.make_batch({"semantic": semantic, "semantic_lengths": torch.tensor([4, 3]),
-                           "acoustic": codes, "acoustic_lengths": torch.tensor([8, 6])})
+    b = layout.make_batch(TokenBatch({"semantic": semantic, "acoustic": codes},
+                                     {"semantic": torch.tensor([4, 3]), "acoustic": torch.tensor([8, 6])}))
     assert b.conditions.shape == b.inputs.shape
     assert torch.equal(b.conditions[0], cond[0, :-1])
     assert torch.equal(b.conditions[1, : 3 + 1 + 18 - 1], layout.conditions(semantic[1, :3], 6)[: 3 + 18])
     assert CoarseLayout(10, 16, 3).num_conditions == 0 and CoarseLayout(10, 16, 3).make_batch(
-        {"semantic": semantic, "semantic_lengths": torch.tensor([4, 4]), "acoustic": codes,
-         "acoustic_lengths": torch.tensor([8, 8])}).conditions is None
+        TokenBatch({"semantic": semantic, "acoustic": codes},
+                   {"semantic": torch.tensor([4, 4]), "acoustic": torch.tensor([8, 8])})).conditions is None
 
 
 def test_aligned_context_gives_each_offset_its_own_slot_and_none_past_the_ends():
@@ -97,6 +99,6 @@ def test_aligned_context_gives_each_offset_its_own_slot_and_none_past_the_ends()
     assert cond[0, 3].tolist() == [0, 11 + 5, 22 + 8]
     assert cond[0, 5].tolist() == [5, 11 + 8, 22 + 10]
     assert cond[0, 7].tolist() == [8, 11 + 10, 22]
-    b = layout.make_batch({"semantic": semantic, "semantic_lengths": torch.tensor([3]),
-                           "acoustic": codes, "acoustic_lengths": torch.tensor([3])})
+    b = layout.make_batch(TokenBatch({"semantic": semantic, "acoustic": codes},
+                                     {"semantic": torch.tensor([3]), "acoustic": torch.tensor([3])}))
     assert b.conditions.shape == (*b.inputs.shape, 3) and torch.equal(b.conditions[0], cond[0, :-1])

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from soundstage.data.token_batch import TokenBatch
 from soundstage.errors import SoundstageError
 from soundstage.plugins.lm.stages import CoarseLMStage, FineLMStage, SemanticLMStage
 from soundstage.recipe_schema import DataConfig
@@ -175,8 +176,8 @@ def test_condition_dropout_trains_the_unconditioned_model_on_none_ids_only_in_tr
     """With every sequence's conditions dropped, only the "none" ids get gradient; validation keeps them."""
     stage = CoarseLMStage(coarse_config(aligned_semantic=True, condition_dropout=dropout))
     g = torch.Generator().manual_seed(0)
-    batch = {"semantic": torch.randint(0, SEM_VOCAB, (2, 5), generator=g), "semantic_lengths": torch.tensor([5, 5]),
-             "acoustic": torch.randint(0, CODEBOOK, (2, Q, 10), generator=g), "acoustic_lengths": torch.tensor([10, 10])}
+    batch = TokenBatch.whole(semantic=torch.randint(0, SEM_VOCAB, (2, 5), generator=g),
+                             acoustic=torch.randint(0, CODEBOOK, (2, Q, 10), generator=g))
     stage.train()
     stage._loss(batch)[0].backward()
     rows_with_gradient = stage.model.condition.weight.grad.abs().sum(1).nonzero().flatten().tolist()

@@ -3,6 +3,7 @@ import math
 
 import torch
 
+from soundstage.data.token_batch import TokenBatch
 from soundstage.plugins.soundstorm.masking import make_masked_batch, sample_masks, semantic_to_frames
 
 B, Q, T, K = 4000, 4, 50, 16
@@ -77,9 +78,10 @@ def test_semantic_ids_are_repeated_to_the_frame_rate():
 
 def test_masked_batch_targets_are_the_rows_level():
     g = torch.Generator().manual_seed(0)
-    batch = {"acoustic": torch.randint(0, K, (8, Q, 20), generator=g), "acoustic_lengths": torch.tensor([20] * 7 + [12]),
-             "semantic": torch.randint(0, 5, (8, 10), generator=g), "semantic_lengths": torch.tensor([10] * 7 + [6])}
+    batch = TokenBatch({"acoustic": torch.randint(0, K, (8, Q, 20), generator=g),
+                        "semantic": torch.randint(0, 5, (8, 10), generator=g)},
+                       {"acoustic": torch.tensor([20] * 7 + [12]), "semantic": torch.tensor([10] * 7 + [6])})
     mb = make_masked_batch(batch, Q, MASK, 25.0, 50.0, g)
-    assert torch.equal(mb.targets, batch["acoustic"][torch.arange(8), mb.levels])
+    assert torch.equal(mb.targets, batch.tokens["acoustic"][torch.arange(8), mb.levels])
     assert mb.frames is not None and mb.frames[7].sum() == 12
-    assert torch.equal(mb.semantic[0], batch["semantic"][0].repeat_interleave(2))
+    assert torch.equal(mb.semantic[0], batch.tokens["semantic"][0].repeat_interleave(2))

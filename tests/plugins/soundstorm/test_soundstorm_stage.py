@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from soundstage.data.token_batch import TokenBatch
 from soundstage.errors import RecipeError, SoundstageError
 from soundstage.plugins.soundstorm.stage import SoundStormStage
 from soundstage.recipe_schema import DataConfig
@@ -54,8 +55,8 @@ def test_prepare_names_every_mismatch_with_its_tokens(tmp_path):
 def test_a_training_batch_with_ids_outside_the_vocabulary_is_refused():
     stage = SoundStormStage(soundstorm_config())
     semantic, acoustic = one_utterance()
-    batch = {"semantic": semantic, "semantic_lengths": torch.tensor([10]), "acoustic": acoustic + CODEBOOK,
-             "acoustic_lengths": torch.tensor([WINDOW_FRAMES])}
+    batch = TokenBatch({"semantic": semantic, "acoustic": acoustic + CODEBOOK},
+                       {"semantic": torch.tensor([10]), "acoustic": torch.tensor([WINDOW_FRAMES])})
     with pytest.raises(SoundstageError, match="soundstorm: acoustic codes .* outside codebook_size=8"):
         stage._loss(batch)
 

@@ -127,7 +127,7 @@ def test_tokenize_both_streams(tmp_path):
     dm = TokenDataModule(out["train_tokens"], out["val_tokens"], batch_size=2,
                          window={"semantic": 10, "acoustic": 20})  # 0.2 s at 50 / 100 Hz
     batch = next(iter(dm.train_dataloader()))
-    assert batch["acoustic"].shape == (2, 2, 20) and batch["semantic"].shape == (2, 10)
+    assert batch.tokens["acoustic"].shape == (2, 2, 20) and batch.tokens["semantic"].shape == (2, 10)
 
 
 def test_tokenize_semantic_only(tmp_path):
