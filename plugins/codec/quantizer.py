@@ -17,6 +17,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from soundstage.plugins.kmeans import MiniBatchKMeans
+
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -35,18 +37,12 @@ def _broadcast(t: Tensor) -> Tensor:
 
 
 def kmeans(x: Tensor, k: int, iters: int) -> tuple[Tensor, Tensor]:
-    """Lloyd's k-means on [N, D]; returns (centroids [K, D], counts [K]). Samples with replacement if N < K."""
-    n = x.shape[0]
-    idx = torch.randperm(n, device=x.device)[:k] if n >= k else torch.randint(0, n, (k,), device=x.device)
-    centroids = x[idx].clone()
-    counts = torch.zeros(k, device=x.device)
-    for _ in range(iters):
-        assign = (centroids.pow(2).sum(1) - 2 * x @ centroids.t()).argmin(1)  # [N]
-        counts = torch.bincount(assign, minlength=k).float()
-        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
-        filled = counts > 0  # empty clusters keep their old centroid
-        centroids[filled] = sums[filled] / counts[filled, None]
-    return centroids, counts
+    """Lloyd's k-means on [N, D] from ``k`` random points (with replacement if N < K); returns (centroids
+    [K, D], counts [K] of the last assignment). Under DDP, over every rank's points."""
+    km = MiniBatchKMeans(k, x.shape[1]).to(x.device)
+    km.init_random(x)
+    km.fit(x, num_iters=iters, tol=0.0)
+    return km.centroids.to(x.dtype), km.counts.to(x.dtype)
 
 
 class EMACodebook(nn.Module):

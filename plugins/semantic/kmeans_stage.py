@@ -18,13 +18,13 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from soundstage.errors import SoundstageError
+from soundstage.plugins.kmeans import MiniBatchKMeans
 from soundstage.plugins.roles import SemanticTokenizerStage
 from soundstage.stage import StageContext
 
 from .datamodule import SemanticDataModule
 from .features import MelFeatures
 from .hubert_model import Hubert, HubertConfig
-from .kmeans import MiniBatchKMeans
 from .kmeans_config import FEATURE_KINDS, UTTERANCE_NORMS, KMeansTokenizerConfig, utterance_normalize
 from .phone_metrics import PhoneClusterCounts, frame_phone_labels
 from .spec import KMeansTokenizerSpec

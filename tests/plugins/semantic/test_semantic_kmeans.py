@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from soundstage.plugins.semantic.kmeans import MiniBatchKMeans
+from soundstage.plugins.kmeans import MiniBatchKMeans
 
 
 def blobs(n_per: int = 200, k: int = 4, dim: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,7 @@
-"""Mini-batch k-means as an ``nn.Module``: k-means++ init, streaming updates, in-memory Lloyd.
+"""Mini-batch k-means as an ``nn.Module``: k-means++ or random init, streaming updates, in-memory Lloyd.
+
+The one k-means of the plugins: the semantic tokenizer fits its clusters with it, the codec seeds its
+codebooks with it (``codec/quantizer.py``).
 
 Centroids and per-centroid counts are buffers, so the fitted model saves, loads and moves to a
 GPU like any module. Streaming updates are Sculley's mini-batch k-means with a per-centroid
@@ -77,6 +80,22 @@ class MiniBatchKMeans(nn.Module):
             dist.broadcast(self.centroids, src=0)
         self.initialized.fill_(True)
 
+    @torch.no_grad()
+    def init_random(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Seed with ``num_clusters`` random points of x [N, D] (drawn with replacement when N is smaller;
+        rank 0's choice is broadcast to all ranks)."""
+        x = x.float()
+        n, k = x.shape[0], self.num_clusters
+        if n >= k:
+            idx = torch.randperm(n, generator=generator, device=x.device)[:k]
+        else:
+            idx = torch.randint(0, n, (k,), generator=generator, device=x.device)
+        self.centroids.copy_(x[idx])
+        self.counts.zero_()
+        if _distributed():
+            dist.broadcast(self.centroids, src=0)
+        self.initialized.fill_(True)
+
     def _cluster_sums(self, x: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-cluster sums [K, D] and counts [K] of x [N, D] (deterministic one-hot matmul)."""
         sums = x.new_zeros(self.num_clusters, self.dim, dtype=torch.float64)
@@ -116,7 +135,9 @@ class MiniBatchKMeans(nn.Module):
     def fit(
         self, x: torch.Tensor, num_iters: int = 100, tol: float = 1e-6, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """In-memory Lloyd iterations on x [N, D] (k-means++ seeded); returns the final inertia."""
+        """In-memory Lloyd iterations on x [N, D] (k-means++ seeded unless seeded already), until the inertia
+        stops falling by more than ``tol`` (relative) or ``num_iters``; returns the final inertia. ``counts``
+        then holds each centroid's points of the last assignment."""
         x = x.float()
         if not bool(self.initialized):
             self.init_plus_plus(x, generator)
