@@ -86,8 +86,10 @@ class StageSpec:
         return []
 
 
-def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any, str]]:
-    """(name, type, default, comment) for every field of a config dataclass, for ``soundstage plugins``.
+def config_fields(config_class: type, prefix: str = "", values: Any = None) -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, comment) for every field of a config dataclass, for ``soundstage plugins``;
+    a nested config's fields come one by one under its dotted name (``model.d_model``), with the defaults
+    of the instance its parent makes (``values``).
 
     The comment is the field's documentation as written in the source: the ``#`` comment on its line,
     else the comment lines right above it (of the class that declares the field).
@@ -98,14 +100,19 @@ def config_fields(config_class: type[StageConfig]) -> list[tuple[str, str, Any, 
             comments.update(_field_comments(klass))
     rows = []
     for f in dataclasses.fields(config_class):
-        if f.default is not dataclasses.MISSING:
+        if values is not None:
+            default = getattr(values, f.name)
+        elif f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
         else:
             default = "???"
+        if dataclasses.is_dataclass(default) and not isinstance(default, type):
+            rows += config_fields(type(default), f"{prefix}{f.name}.", default)
+            continue
         type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        rows.append((f.name, type_name, default, comments.get(f.name, "")))
+        rows.append((prefix + f.name, type_name, default, comments.get(f.name, "")))
     return rows
 
 

@@ -153,3 +153,13 @@ def test_plugins_lists_each_config_field_with_its_source_comment(capsys):
     out = capsys.readouterr().out
     assert "init_from_upstream           bool             = False  # start from the weights of a needed toy_regressor stage" in out
     assert "  hidden                       int              = 32\n" in out  # no comment: none printed
+
+
+def test_plugins_lists_a_nested_configs_fields_under_dotted_names_with_the_parents_defaults(capsys):
+    from soundstage.cli import main
+
+    assert main(["plugins", "coarse_lm"]) == 0
+    out = capsys.readouterr().out
+    # CoarseLMConfig makes its TransformerConfig with block_size=2304 (the class default is 1024)
+    assert "  model.block_size             int              = 2304  # longest sequence" in out
+    assert "  optim.lr                     float            = 0.0003\n" in out
