@@ -150,7 +150,10 @@ class MiniBatchKMeans(nn.Module):
             c[hit] = sums[hit] / counts[hit, None]  # empty clusters keep their centre
             self.centroids.copy_(c.float())
             self.counts.copy_(counts)
-            inertia = float(d.mean())
+            total = torch.stack([d.sum().double(), torch.tensor(float(d.numel()), dtype=torch.float64, device=d.device)])
+            if _distributed():  # every rank takes the same decision to stop (the loop's all-reduces must pair up)
+                dist.all_reduce(total)
+            inertia = float(total[0] / total[1].clamp_min(1))
             if previous - inertia <= tol * max(previous, 1e-12):
                 break
             previous = inertia
