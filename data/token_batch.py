@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -46,16 +47,21 @@ class TokenBatch:
         return {s: t[b, ..., : int(self.lengths[s][b])] for s, t in self.tokens.items()}
 
     def rows(self) -> list[dict[str, Tensor]]:
-        return [self.row(b) for b in range(len(self))]
+        """Every row's streams without their padding (the lengths read once, not per row)."""
+        lengths = {s: v.tolist() for s, v in self.lengths.items()}
+        return [{s: t[b, ..., : lengths[s][b]] for s, t in self.tokens.items()} for b in range(len(self))]
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> "TokenBatch":
+        """The batch with ``fn`` applied to every tensor (tokens and lengths)."""
+        return TokenBatch({s: fn(t) for s, t in self.tokens.items()}, {s: fn(v) for s, v in self.lengths.items()},
+                          self.keys)
 
     def to(self, device: torch.device | str) -> "TokenBatch":
-        return TokenBatch({s: t.to(device) for s, t in self.tokens.items()},
-                          {s: v.to(device) for s, v in self.lengths.items()}, self.keys)
+        return self.map(lambda t: t.to(device))
 
     def pin_memory(self) -> "TokenBatch":
         """Called by the DataLoader's ``pin_memory=True`` (faster copies to a GPU)."""
-        return TokenBatch({s: t.pin_memory() for s, t in self.tokens.items()},
-                          {s: v.pin_memory() for s, v in self.lengths.items()}, self.keys)
+        return self.map(Tensor.pin_memory)
 
     def head(self, n: int = 1) -> "TokenBatch":
         """The first ``n`` rows."""

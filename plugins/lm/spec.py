@@ -16,6 +16,17 @@ if TYPE_CHECKING:
     from .stages import CoarseLMStage, FineLMStage, SemanticLMStage
 
 
+def semantic_expectation(c: LMConfig) -> TokenExpectation:
+    """What a stage that reads semantic ids needs (its ``semantic_vocab_size`` and ``semantic_rate``)."""
+    return TokenExpectation("semantic", c.semantic_vocab_size, c.semantic_rate, keys=SEMANTIC_KEYS)  # type: ignore[attr-defined]
+
+
+def all_levels_expectation(c: LMConfig) -> TokenExpectation:
+    """What a stage that reads every RVQ level needs (``codebook_size``, ``acoustic_rate``, ``num_quantizers``)."""
+    return TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, levels=c.num_quantizers,  # type: ignore[attr-defined]
+                            keys=ACOUSTIC_KEYS)
+
+
 class LMSpec(StageSpec):
     """A stage that trains on token shards: the streams it reads and the tokens of one training window."""
 
@@ -54,7 +65,7 @@ class SemanticLMSpec(LMSpec):
 
     @classmethod
     def expected_streams(cls, config: SemanticLMConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("semantic", config.semantic_vocab_size, config.semantic_rate, keys=SEMANTIC_KEYS)]
+        return [semantic_expectation(config)]
 
 
 @register_stage("coarse_lm")
@@ -73,7 +84,7 @@ class CoarseLMSpec(LMSpec):
 
     @classmethod
     def expected_streams(cls, c: CoarseLMConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("semantic", c.semantic_vocab_size, c.semantic_rate, keys=SEMANTIC_KEYS),
+        return [semantic_expectation(c),
                 TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, min_levels=c.num_coarse_quantizers,
                                  keys={**ACOUSTIC_KEYS, "levels": "num_coarse_quantizers"})]
 
@@ -94,4 +105,4 @@ class FineLMSpec(LMSpec):
 
     @classmethod
     def expected_streams(cls, c: FineLMConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, levels=c.num_quantizers, keys=ACOUSTIC_KEYS)]
+        return [all_levels_expectation(c)]

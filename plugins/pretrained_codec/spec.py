@@ -66,6 +66,14 @@ class CheckpointSpec(StageSpec):
         return codec_facts(family, raw, where)
 
     @classmethod
+    def facts_or_none(cls, config: CheckpointConfig) -> CodecFacts | None:
+        """``readable_facts``, or None when they cannot be read (``check_upstream`` reports why, naming the key)."""
+        try:
+            return cls.readable_facts(config)
+        except SoundstageError:
+            return None
+
+    @classmethod
     def check_upstream(cls, config: CheckpointConfig, upstream: dict[str, tuple[type[StageSpec], Any]]) -> list[str]:
         """At `recipe validate`: the declared numbers against the checkpoint's config.json when it is here."""
         try:
@@ -99,10 +107,7 @@ class PretrainedCodecSpec(CheckpointSpec, CodecSpec):
     @classmethod
     def token_streams(cls, config: PretrainedCodecConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         """From the checkpoint's config.json when it is readable here, else from the recipe's declared numbers."""
-        try:
-            facts = cls.readable_facts(config)
-        except SoundstageError:
-            facts = None  # check_upstream reports it, naming the key
+        facts = cls.facts_or_none(config)
         codebook = facts.codebook_size if facts else config.codebook_size
         rate = facts.frame_rate if facts else config.frame_rate
         levels, _ = codec_levels(config, facts)
@@ -125,10 +130,7 @@ class MimiSemanticSpec(CheckpointSpec, SemanticTokenizerSpec):
     @classmethod
     def token_streams(cls, config: MimiSemanticConfig, upstream: dict[str, TokenStream]) -> dict[str, TokenStream]:
         """From the checkpoint's config.json when it is readable here, else from the recipe's declared numbers."""
-        try:
-            facts = cls.readable_facts(config)
-        except SoundstageError:
-            facts = None  # check_upstream reports it, naming the key
+        facts = cls.facts_or_none(config)
         vocab = facts.codebook_size if facts else config.vocab_size
         rate = facts.frame_rate if facts else config.frame_rate
         return {"semantic": TokenStream("semantic", vocab, rate, 1, config.sample_rate)}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from soundstage.plugins.lm.configs import ACOUSTIC_KEYS, SEMANTIC_KEYS
-from soundstage.plugins.lm.spec import LMSpec
+from soundstage.plugins.lm.spec import LMSpec, all_levels_expectation, semantic_expectation
 from soundstage.registry import register_stage
 from soundstage.token_contract import TokenExpectation
 
@@ -37,8 +36,7 @@ class SoundStormSpec(LMSpec):
 
     @classmethod
     def expected_streams(cls, c: SoundStormConfig) -> list[TokenExpectation]:
-        return [TokenExpectation("semantic", c.semantic_vocab_size, c.semantic_rate, keys=SEMANTIC_KEYS),
-                TokenExpectation("acoustic", c.codebook_size, c.acoustic_rate, levels=c.num_quantizers, keys=ACOUSTIC_KEYS)]
+        return [semantic_expectation(c), all_levels_expectation(c)]
 
     @classmethod
     def memory_floor(cls, config: SoundStormConfig) -> list[tuple[str, float, str]]:
