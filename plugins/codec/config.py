@@ -71,6 +71,10 @@ class SoundStreamConfig(StageConfig):
     betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
     lr_warmup_steps: int = 100  # linear learning-rate warm-up (generator updates) for both optimizers
     lr_decay: float = 0.99999  # exponential decay per generator update, after the warm-up
+    # cosine anneal to min_lr_ratio x the LR over the last share of the training budget (max_steps or
+    # max_time, whichever runs out first); 0: none. Time-budgeted recipes end at a low LR (docs/codec.md)
+    lr_anneal_fraction: float = 0.0
+    min_lr_ratio: float = 0.05
     gen_grad_clip: Optional[float] = 1000.0
     disc_grad_clip: Optional[float] = 10.0
     accumulate_grad_batches: int = 1
@@ -99,7 +103,7 @@ class SoundStreamConfig(StageConfig):
             non_negative=("vocos_encoder_layers", "vocos_decoder_layers", "vocos_n_fft", "kmeans_iters", "dead_code_hits", "commitment_weight", "mel_weight", "stft_weight",
                           "waveform_weight", "adversarial_weight", "feature_weight", "adversarial_start_step",
                           "disc_warmup_steps", "lr_warmup_steps", "wave_disc_scales", "log_audio_clips"),
-            fraction=("ema_decay", "quantizer_dropout", "lr_decay", "betas"),
+            fraction=("ema_decay", "quantizer_dropout", "lr_decay", "betas", "lr_anneal_fraction", "min_lr_ratio"),
         )
         if self.architecture not in ("seanet", "vocos"):
             raise ValueError(f"codec architecture {self.architecture!r}: expected 'seanet' or 'vocos'")

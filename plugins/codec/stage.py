@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from soundstage.plugins.roles import CodecStage
+from soundstage.lr_schedule import warmup_anneal
 from soundstage.stage import StageContext
 
 from .config import SoundStreamConfig
@@ -122,11 +123,8 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
         c = self.config
         g_opt = torch.optim.AdamW(self.codec.parameters(), lr=c.lr, betas=tuple(c.betas))
         d_opt = torch.optim.AdamW(self.discriminators.parameters(), lr=c.disc_lr, betas=tuple(c.betas))
-        warmup, decay = max(0, c.lr_warmup_steps), c.lr_decay
-
-        def factor(step: int) -> float:  # step = scheduler steps taken = generator updates
-            return min(1.0, (step + 1) / warmup) if step < warmup else decay ** (step - warmup)
-
+        # per generator update (both schedulers step once per update); the anneal follows the trainer's budget
+        factor = warmup_anneal(self._trainer, c.lr_warmup_steps, c.min_lr_ratio, c.lr_anneal_fraction, c.lr_decay)
         g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, factor)
         d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, factor)
         return [g_opt, d_opt], [g_sched, d_sched]

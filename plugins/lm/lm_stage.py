@@ -2,7 +2,6 @@
 the token data and the check of vocabulary sizes against the tokens stage."""
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +13,7 @@ from torch import Tensor, nn
 from soundstage.errors import SoundstageError
 from soundstage.stage import Stage, StageContext
 from soundstage.token_contract import TokenStream, streams_problems
-from soundstage.trainer import time_progress
+from soundstage.lr_schedule import warmup_anneal
 
 from soundstage.data.token_batch import TokenBatch
 
@@ -176,21 +175,7 @@ class LMStage(LMSpec, Stage):
             lr=cfg.lr,
             betas=(cfg.beta1, cfg.beta2),
         )
-        trainer = self._trainer
-        total = trainer.max_steps if trainer is not None and trainer.max_steps > 0 else None
-
-        def lr_lambda(step: int) -> float:
-            if step < cfg.warmup_steps:
-                return (step + 1) / cfg.warmup_steps
-            # cosine over the larger of step and wall-clock progress: a time-budgeted run still anneals
-            by_time = time_progress(trainer) if trainer is not None else None
-            by_steps = (step - cfg.warmup_steps) / (total - cfg.warmup_steps) if total and total > cfg.warmup_steps else None
-            if by_time is None and by_steps is None:
-                return 1.0
-            progress = min(1.0, max(p for p in (by_time, by_steps) if p is not None))
-            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_anneal(self._trainer, cfg.warmup_steps, cfg.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- generation helpers -------------------------------------------------------------------

@@ -6,13 +6,13 @@ on the fly for every batch and never saved with this model. A following ``kmeans
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from soundstage.errors import SoundstageError
+from soundstage.lr_schedule import warmup_anneal
 from soundstage.stage import Stage, StageContext
 
 from .configs import HubertStageConfig
@@ -122,17 +122,7 @@ class HubertStage(HubertSpec, Stage):
             [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=c.lr, betas=tuple(c.betas),
         )
-        total = self.trainer.max_steps if self.trainer.max_steps > 0 else None
-
-        def schedule(step: int) -> float:  # linear warmup, then cosine to zero at max_steps (constant without one)
-            if step < c.warmup_steps:
-                return (step + 1) / c.warmup_steps
-            if total is None or total <= c.warmup_steps:
-                return 1.0
-            progress = min(1.0, (step - c.warmup_steps) / (total - c.warmup_steps))
-            return 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_anneal(self.trainer, c.warmup_steps, 0.0))  # cosine to zero over the budget
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def build_datamodule(self, ctx: StageContext) -> SemanticDataModule:
