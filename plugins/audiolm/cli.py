@@ -32,8 +32,7 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{stage}-temperature", type=float)
         p.add_argument(f"--{stage}-top-k", type=int)
         p.add_argument(f"--{stage}-top-p", type=float)
-    p.add_argument("--coarse-guidance", type=float, help="classifier-free guidance of the coarse LM (its "
-                   "sampling.guidance; higher follows the semantic tokens more, keeps less of the prompt's voice)")
+    add_coarse_sampling_args(p)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("export", help="bundle a run's models, recipe and model card for generation")
@@ -75,6 +74,21 @@ def _check_length(pipe, seconds: float) -> None:
                               f"tokens/s); ask for at least {1 / rate:g} s")
 
 
+def add_coarse_sampling_args(p: argparse.ArgumentParser) -> None:
+    """The coarse LM's own sampling options (generate and eval)."""
+    p.add_argument("--coarse-guidance", type=float, help="classifier-free guidance of the coarse LM (its "
+                   "sampling.guidance; higher follows the semantic tokens more, keeps less of the prompt's voice)")
+    p.add_argument("--coarse-candidates", type=int, help="best of N coarse continuations of every "
+                   "sampling.candidate_seconds, by how well their audio re-tokenizes to the semantic tokens "
+                   "(the coarse LM's sampling.candidates; N x the coarse decoding time)")
+
+
+def coarse_sampling(args: argparse.Namespace) -> dict:
+    """The coarse-only sampling overrides given on the command line."""
+    values = {"guidance": args.coarse_guidance, "candidates": args.coarse_candidates}
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _sampling(args: argparse.Namespace) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for stage in SAMPLED_STAGES:
@@ -83,9 +97,7 @@ def _sampling(args: argparse.Namespace) -> dict[str, dict]:
             "top_k": getattr(args, f"{stage}_top_k"),
             "top_p": getattr(args, f"{stage}_top_p"),
         }
-        if stage == "coarse":
-            values["guidance"] = args.coarse_guidance
-        out[stage] = {k: v for k, v in values.items() if v is not None}
+        out[stage] = {k: v for k, v in values.items() if v is not None} | (coarse_sampling(args) if stage == "coarse" else {})
     return out
 
 

@@ -118,6 +118,21 @@ class SemanticLMConfig(LMConfig):
 
 
 @dataclass
+class CoarseSamplingConfig(SamplingConfig):
+    """The coarse LM's sampling, plus best-of-N: ``candidates`` continuations of every ``candidate_seconds``
+    are drawn and the one whose audio re-tokenizes closest to the semantic ids it was asked for is kept.
+    The measure needs the codec and the semantic tokenizer, so the AudioLM pipeline applies it
+    (``generate`` without a ``scorer`` ignores it). Costs about ``candidates`` x the decoding work."""
+
+    candidates: int = 1  # 1 = off
+    candidate_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, at_least_one=("candidates",), positive=("candidate_seconds",))
+
+
+@dataclass
 class CoarseLMConfig(LMConfig):
     """Stage 2: semantic ids -> the first ``num_coarse_quantizers`` RVQ levels."""
 
@@ -128,6 +143,7 @@ class CoarseLMConfig(LMConfig):
     semantic_rate: float = 25.0
     acoustic_rate: float = 50.0  # codec frames per second
     window_seconds: float = 10.0
+    sampling: CoarseSamplingConfig = field(default_factory=CoarseSamplingConfig)  # defaults for generate()
     # Also condition each acoustic position on the semantic id of the frame it predicts (an embedding
     # summed into its input), beside AudioLM's semantic prefix. Off in the paper. On a CPU budget the
     # prefix alone does not teach the alignment (docs/training_guide.md: teacher-forced level-0 codes

@@ -11,6 +11,7 @@ from torch import Tensor
 from soundstage.errors import SoundstageError
 from soundstage.token_contract import TokenStream, streams_problems
 
+from .semantic_scorer import SemanticScorer
 from .stages import CoarseLMStage, FineLMStage, SemanticLMStage
 
 
@@ -23,7 +24,9 @@ class AudioLMGenerator:
     ``vocab_size``; ``codec`` needs ``encode(wave, num_quantizers) -> [B, Q, Ta]``,
     ``decode(codes) -> [B, T]`` and ``sample_rate``, ``frame_rate``, ``hop_length``, ``codebook_size``.
     Each model samples with its own ``config.sampling`` unless ``sampling`` overrides it per stage,
-    e.g. ``{"semantic": {"temperature": 0.8}, "fine": {"top_k": 1}, "soundstorm": {"top_k": 50}}``.
+    e.g. ``{"semantic": {"temperature": 0.8}, "fine": {"top_k": 1}, "soundstorm": {"top_k": 50}}``;
+    ``{"coarse": {"candidates": 4}}`` keeps the best of 4 coarse continuations of every
+    ``candidate_seconds`` by how well their audio re-tokenizes to the semantic ids (``SemanticScorer``).
     """
 
     def __init__(
@@ -44,6 +47,9 @@ class AudioLMGenerator:
         self.semantic_lm, self.coarse_lm, self.fine_lm, self.soundstorm = semantic_lm, coarse_lm, fine_lm, soundstorm
         self.sampling = {"semantic": {}, "coarse": {}, "fine": {}, "soundstorm": {}} | (sampling or {})
         self._check()
+        # best-of-N for the coarse LM (its sampling.candidates): candidates re-tokenized by the semantic tokenizer
+        self.scorer = None if coarse_lm is None else SemanticScorer(
+            semantic_tokenizer, codec, coarse_lm.config.acoustic_rate, coarse_lm.config.semantic_rate)
 
     @property
     def acoustic_config(self) -> Any:
@@ -95,7 +101,7 @@ class AudioLMGenerator:
             return self.soundstorm.generate(semantic, acoustic_prompt=prompt, generator=generator, **self.sampling["soundstorm"])
         Qc = self.coarse_lm.config.num_coarse_quantizers
         coarse = self.coarse_lm.generate(semantic, acoustic_prompt=None if prompt is None else prompt[:, :Qc],
-                                         generator=generator, **self.sampling["coarse"])  # [B, Q', Ta]
+                                         generator=generator, scorer=self.scorer, **self.sampling["coarse"])  # [B, Q', Ta]
         if prompt is None:
             return self.fine_lm.generate(coarse, generator=generator, **self.sampling["fine"])
         new = self.fine_lm.generate(coarse[..., prompt.shape[-1] :], generator=generator, **self.sampling["fine"])

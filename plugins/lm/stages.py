@@ -6,9 +6,13 @@ window are generated in sliding windows (semantic, coarse) or independent chunks
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
+# (candidate codes [N, Q', t1], their semantic ids [N, Ts], first new frame t0) -> cost [N], lower is better
+CandidateScorer = Callable[[Tensor, Tensor, int], Tensor]
 
 from soundstage.data.token_batch import TokenBatch
 
@@ -102,12 +106,17 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         guidance: float | None = None,
+        candidates: int | None = None,
+        scorer: CandidateScorer | None = None,
     ) -> Tensor:
         """Coarse codes [B, Q', num_frames] for semantic ids [B, Ts].
 
         ``acoustic_prompt`` [B, >=Q', Tp]: codes of the first Tp frames (kept as given);
         ``num_frames`` defaults to the duration of the semantic ids; ``guidance`` overrides
         ``sampling.guidance`` (higher: closer to the semantic ids, less of the prompt's voice).
+        With a ``scorer`` and ``candidates`` > 1 (default ``sampling.candidates``), every
+        ``sampling.candidate_seconds`` of frames is drawn ``candidates`` times and the candidate the
+        scorer rates lowest is kept (``CandidateScorer``).
         """
         device, Qc = _device(self), self.config.num_coarse_quantizers
         semantic = semantic.to(device)
@@ -120,9 +129,25 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
             if acoustic_prompt.shape[1] < Qc:
                 raise ValueError(f"acoustic_prompt has {acoustic_prompt.shape[1]} levels, need at least {Qc}")
             codes = acoustic_prompt[:, :Qc, :total].to(device)
-        win_s, win_a = self.window()
-        ranges = [self.layout.level_range(q) for q in range(Qc)]
         sampling = self._sampling(temperature, top_k, top_p, guidance)
+        n = sampling.candidates if candidates is None else candidates
+        if scorer is None or n <= 1:
+            return self._extend(semantic, codes, total, sampling, generator)
+        chunk = max(1, round(sampling.candidate_seconds * self.config.acoustic_rate))
+        many = semantic.repeat_interleave(n, dim=0)
+        while codes.shape[-1] < total:
+            t0 = codes.shape[-1]
+            drawn = self._extend(many, codes.repeat_interleave(n, dim=0), min(total, t0 + chunk), sampling, generator)
+            cost = scorer(drawn, many, t0).view(B, n)  # [B, n]
+            codes = drawn.view(B, n, Qc, -1)[torch.arange(B, device=device), cost.argmin(dim=1).to(device)]
+        return codes
+
+    def _extend(self, semantic: Tensor, codes: Tensor, total: int, sampling, generator) -> Tensor:
+        """Codes [B, Q', t] -> [B, Q', total], sampled window by window."""
+        Ts = semantic.shape[1]
+        ratio = self.config.acoustic_rate / self.config.semantic_rate
+        win_s, win_a = self.window()
+        ranges = [self.layout.level_range(q) for q in range(self.config.num_coarse_quantizers)]
         while codes.shape[-1] < total:
             t = codes.shape[-1]
             # Window start: keep half a window of generated context, aligned to a semantic token.

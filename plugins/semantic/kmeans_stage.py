@@ -159,6 +159,15 @@ class KMeansTokenizerStage(KMeansTokenizerSpec, SemanticTokenizerStage):
             raise SoundstageError("kmeans_tokenizer: k-means is not fitted yet")
         return self.kmeans(self.features(wave, lengths))
 
+    @torch.no_grad()
+    def token_costs(self, wave: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Squared distance of every frame to every token's centroid [B, T // hop_length, vocab_size]
+        (``encode`` is its argmin): how far audio is from given ids, not only whether it matches them."""
+        if not bool(self.kmeans.initialized):
+            raise SoundstageError("kmeans_tokenizer: k-means is not fitted yet")
+        x = self.features(wave, lengths)
+        return self.kmeans.distances(x.reshape(-1, x.shape[-1]).float()).view(*x.shape[:-1], -1)
+
     # --- fitting -------------------------------------------------------------------------
     def _valid_frames(self, batch: dict[str, Any]) -> torch.Tensor:
         """Features of the non-padded frames of a batch, flattened to [N, D] (before standardisation)."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import add_coarse_sampling_args
+
 
 def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``eval RUN_DIR [--num-clips N] [--prompt-seconds P] [--seconds S] ...``."""
@@ -23,6 +25,7 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="the acoustic generator to evaluate when the run trained both (default coarse_fine)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0)
+    add_coarse_sampling_args(p)
     p.set_defaults(func=_cmd_eval)
     return p
 
@@ -30,6 +33,7 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
+    from ..cli import coarse_sampling
     from .evaluate import EvalConfig, evaluate_run
     from .phone_recognizer import PhoneRecognizerConfig
     from .protocol import ProtocolConfig
@@ -41,7 +45,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         phones=PhoneRecognizerConfig(max_steps=args.recognizer_steps),
         speaker=SpeakerEmbeddingConfig(max_steps=args.speaker_steps),
         num_utterances=args.num_utterances, cache_dir=args.cache_dir, acoustic=args.acoustic, device=args.device,
-        seed=args.seed)
+        seed=args.seed, sampling={"coarse": coarse_sampling(args)})
     figures = evaluate_run(args.run_dir, cfg)
     summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}
     print(json.dumps(summary, indent=2, default=str))

@@ -55,6 +55,8 @@ class EvalConfig:
     media_clips: int = 6  # clips with audio players and spectrograms in the report
     word_utterances: int = 8  # whole held-out English utterances with text for the word error rates (0 = off)
     acoustic: str | None = None  # coarse_fine | soundstorm, for a run that trained both (default: coarse_fine)
+    # per-stage overrides of the models' own sampling, as Pipeline.load takes them: {"coarse": {"candidates": 4}}
+    sampling: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "cpu"
     seed: int = 0
 
@@ -139,7 +141,7 @@ def _protocol(run: RunDir, cfg: EvalConfig, clips: list[Clip], models: EvalModel
               log: Callable[[str], None], held_out: list[Utterance]) -> None:
     from soundstage.plugins.audiolm.pipeline import Pipeline
 
-    pipeline = Pipeline({role: run.model(role) for role in run.roles})
+    pipeline = Pipeline({role: run.model(role) for role in run.roles}, cfg.sampling)
     sr = pipeline.sample_rate
     generate_rows(pipeline, clips, cfg.protocol, log)
     log("[eval] scoring: phone error rates and speaker similarities")

@@ -122,3 +122,12 @@ def test_utterance_norm_uses_only_the_valid_frames(corpus, norm):
 
     with pytest.raises(SoundstageError, match="utterance_norm"):
         KMeansTokenizerStage(KMeansTokenizerConfig(utterance_norm="cmvn"))
+
+
+def test_token_costs_rank_every_token_and_their_argmin_is_the_encoding(fitted, corpus):
+    stage, _ = fitted
+    wave = corpus[0][0][None, :8000]
+    costs = stage.token_costs(wave)
+    ids = stage.encode(wave)
+    assert costs.shape == (*ids.shape, 16) and bool((costs >= 0).all())
+    assert torch.equal(costs.argmin(dim=-1), ids)
