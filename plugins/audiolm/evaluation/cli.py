@@ -25,6 +25,8 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="the acoustic generator to evaluate when the run trained both (default coarse_fine)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", help="where eval.json, report.html and the media go (default RUN_DIR/eval): "
+                                     "to keep the evaluations of several sampling settings side by side")
     add_coarse_sampling_args(p)
     p.set_defaults(func=_cmd_eval)
     return p
@@ -45,7 +47,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         phones=PhoneRecognizerConfig(max_steps=args.recognizer_steps),
         speaker=SpeakerEmbeddingConfig(max_steps=args.speaker_steps),
         num_utterances=args.num_utterances, cache_dir=args.cache_dir, acoustic=args.acoustic, device=args.device,
-        seed=args.seed, sampling={"coarse": coarse_sampling(args)})
+        seed=args.seed, sampling={"coarse": coarse_sampling(args)}, out_dir=args.out_dir)
     figures = evaluate_run(args.run_dir, cfg)
     summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}
     print(json.dumps(summary, indent=2, default=str))

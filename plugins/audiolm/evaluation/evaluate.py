@@ -59,6 +59,7 @@ class EvalConfig:
     sampling: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "cpu"
     seed: int = 0
+    out_dir: str | None = None  # where eval.json, report.html and the media go (default RUN_DIR/eval)
 
 
 def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -66,11 +67,14 @@ def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Cal
     cfg = config or EvalConfig()
     torch.manual_seed(cfg.seed)
     run = RunDir.open(run_dir, cfg.device, cfg.acoustic)
-    out_dir = run.path / EVAL_DIR
+    out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else run.path / EVAL_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {"run_dir": str(run.path), "recipe": run.recipe.get("name"),
                                "description": run.recipe.get("description"), "roles": dict(run.roles),
                                "config": dataclasses.asdict(cfg), "notes": []}
+    overrides = {stage: values for stage, values in cfg.sampling.items() if values}
+    if overrides:
+        figures["notes"].append(f"generated with these sampling overrides of the models' own settings: {overrides}")
     codec = run.model("codec")
     sr = int(codec.sample_rate)
     train_shards, val_shards = run.audio_shards()
