@@ -155,6 +155,8 @@ class CoarseLMConfig(LMConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if type(self.sampling) is SamplingConfig:  # given as the plain sampling config: no best-of-N
+            self.sampling = CoarseSamplingConfig(**vars(self.sampling))
         check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_coarse_quantizers"),
                      positive=("semantic_rate", "acoustic_rate"), non_negative=("aligned_context",))
 

@@ -11,16 +11,17 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-# (candidate codes [N, Q', t1], their semantic ids [N, Ts], first new frame t0) -> cost [N], lower is better
-CandidateScorer = Callable[[Tensor, Tensor, int], Tensor]
 
 from soundstage.data.token_batch import TokenBatch
 
 from .layouts import CoarseLayout, FineLayout, SemanticLayout, dedup_consecutive
-from .configs import ACOUSTIC_KEYS, SEMANTIC_KEYS, CoarseLMConfig, FineLMConfig, SemanticLMConfig  # noqa: F401  (re-exported)
+from .configs import ACOUSTIC_KEYS, SEMANTIC_KEYS, CoarseLMConfig, CoarseSamplingConfig, FineLMConfig, SemanticLMConfig  # noqa: F401  (re-exported)
 from .lm_stage import LMStage
 from .sampling import decode
 from .spec import CoarseLMSpec, FineLMSpec, SemanticLMSpec
+
+# (candidate codes [N, Q', t1], their semantic ids [N, Ts], first new frame t0) -> cost [N], lower is better
+CandidateScorer = Callable[[Tensor, Tensor, int], Tensor]
 
 
 def _device(stage: LMStage) -> torch.device:
@@ -142,7 +143,8 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
             codes = drawn.view(B, n, Qc, -1)[torch.arange(B, device=device), cost.argmin(dim=1).to(device)]
         return codes
 
-    def _extend(self, semantic: Tensor, codes: Tensor, total: int, sampling, generator) -> Tensor:
+    def _extend(self, semantic: Tensor, codes: Tensor, total: int, sampling: CoarseSamplingConfig,
+                generator: torch.Generator | None) -> Tensor:
         """Codes [B, Q', t] -> [B, Q', total], sampled window by window."""
         Ts = semantic.shape[1]
         ratio = self.config.acoustic_rate / self.config.semantic_rate
