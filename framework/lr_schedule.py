@@ -13,9 +13,9 @@ def budget_progress(trainer: Any) -> float | None:
     share of ``max_time`` elapsed; None when the trainer has neither (or there is no trainer)."""
     if trainer is None:
         return None
-    parts = [p for p in (time_progress(trainer),) if p is not None]
-    if trainer.max_steps and trainer.max_steps > 0:
-        parts.append(trainer.global_step / trainer.max_steps)
+    by_time = time_progress(trainer)
+    by_steps = trainer.global_step / trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+    parts = [p for p in (by_time, by_steps) if p is not None]
     return min(1.0, max(parts)) if parts else None
 
 

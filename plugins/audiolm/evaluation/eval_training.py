@@ -1,29 +1,12 @@
-"""What the two evaluation models share in training: a Lightning loop with a wall-clock budget, an
-LR schedule that anneals over the budget, and length-bucketed batches of in-memory features."""
+"""What the two evaluation models share in training: a Lightning loop with a wall-clock budget and
+length-bucketed batches of in-memory features (their LR anneals over the budget: ``soundstage.lr_schedule``)."""
 from __future__ import annotations
 
-import math
 import random
-import time
 from typing import Any, Iterator
 
 import torch
 from torch.utils.data import Sampler
-
-
-class BudgetSchedule:
-    """Linear warmup, then cosine decay over the larger of step progress and wall-clock progress,
-    so a run stopped by its time budget still ends at a low learning rate."""
-
-    def __init__(self, max_steps: int, max_seconds: float, warmup_steps: int = 100) -> None:
-        self.max_steps, self.max_seconds, self.warmup = max(1, max_steps), max(1.0, max_seconds), max(1, warmup_steps)
-        self.start: float | None = None
-
-    def __call__(self, step: int) -> float:
-        if self.start is None:
-            self.start = time.monotonic()
-        progress = min(1.0, max(step / self.max_steps, (time.monotonic() - self.start) / self.max_seconds))
-        return min(1.0, (step + 1) / self.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class LengthBuckets(Sampler[list[int]]):

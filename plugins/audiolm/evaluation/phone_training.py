@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from soundstage.lr_schedule import warmup_anneal
 from soundstage.data.utterances import Utterance
 
 from .conv_encoder import ConvEncoder, spec_augment
-from .eval_training import BudgetSchedule, LengthBuckets, fit_quietly, pad_frames
+from .eval_training import LengthBuckets, fit_quietly, pad_frames
 from .phone_recognizer import PhoneRecognizer, PhoneRecognizerConfig, phone_sequence
 
 
@@ -32,7 +33,7 @@ class _CTCModule(L.LightningModule):
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         c = self.config
         opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, BudgetSchedule(c.max_steps, c.max_minutes * 60))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_anneal(self.trainer, 100, 0.02))  # cosine over max_steps / max_minutes
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
