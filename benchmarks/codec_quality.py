@@ -6,7 +6,10 @@ distance, multi-resolution STFT distance and STOI (short-time objective intellig
 ``pip install pystoi``, the ``bench`` extra) on up to ``--val-clips`` held-out clips, plus on any
 ``--real-audio`` files (e.g. real speech recordings), and writes for the first clips a PNG of the
 input mel-spectrogram above the reconstruction's and both WAVs, for looking and listening.
-``--model codec.safetensors`` scores a trained codec instead of training one. With the ``augment`` extra
+``--model codec.safetensors`` scores a trained codec instead of training one. A real recording with
+its words in ``<name>.txt`` beside it (``fetch_real_speech.py`` writes 19 such) is also transcribed by
+pocketsphinx (the ``natural`` extra): WER of the input, of its telephone-band copy and of the
+reconstruction. With the ``augment`` extra
 installed, the held-out clips are also scored degraded as a microphone would (``held_out_degraded``: each clip
 through a room, a tilt, an EQ, noise and a level change, ``data/augment.py`` with ``prob=1``, the same every run),
 which tests robustness to recording conditions on voices whose clean scores are known.
@@ -16,6 +19,7 @@ which tests robustness to recording conditions on voices whose clean scores are 
         [--set batch_size=8 segment_seconds=0.5] [--real-audio a.wav b.flac] [--threads N] [--accelerator cpu]
         [--precision bf16-mixed] [--workers 4]
     python benchmarks/codec_quality.py --model runs/codec_quality/model.safetensors --out runs/rescored [--real-audio ...]
+        [--engine kokoro]   # held-out voices of the natural-voice corpus
 
 Prints one JSON object (also saved as ``<out>/quality.json``); TensorBoard logs go to ``<out>/tb``.
 """
@@ -60,10 +64,45 @@ def telephone_band(wave: torch.Tensor, sample_rate: int, low: float = 300.0, hig
     return torch.fft.irfft(spectrum * ((freqs >= low) & (freqs <= high)), n=wave.numel())
 
 
+def sidecar_text(path: str) -> str | None:
+    """The words of ``path`` from ``<path without suffix>.txt`` (the layout ``fetch_real_speech.py`` writes)."""
+    text = Path(path).with_suffix(".txt")
+    return text.read_text().strip() if text.is_file() else None
+
+
+class WordErrors:
+    """pocketsphinx WER of the input, its telephone-band copy (the control) and the reconstruction."""
+
+    ROWS = ("input", "telephone_band_control", "reconstruction")
+
+    def __init__(self, sample_rate: int) -> None:
+        from soundstage.plugins.audiolm.evaluation.word_error import WordRecognizer
+
+        self.recognizer = WordRecognizer(sample_rate)
+        self.refs: list[list[str]] = []
+        self.hyps: dict[str, list[list[str]]] = {row: [] for row in self.ROWS}
+
+    def update(self, text: str, *waves: torch.Tensor) -> None:
+        from soundstage.plugins.audiolm.evaluation.word_error import words
+
+        self.refs.append(words(text))
+        for row, wave in zip(self.ROWS, waves):
+            self.hyps[row].append(self.recognizer.transcribe(wave.numpy()))
+
+    def compute(self) -> dict:
+        from soundstage.plugins.audiolm.evaluation.word_error import error_rate
+
+        return {"utterances": len(self.refs), "reference_words": sum(map(len, self.refs)),
+                **{f"wer_{row}": round(error_rate(self.hyps[row], self.refs), 4) for row in self.ROWS}}
+
+
 @torch.no_grad()
-def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out: Path, pictures: int) -> dict:
-    """Metrics over ``clips`` [(name, wave [T])]; PNG + WAVs for the first ``pictures`` of them."""
+def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out: Path, pictures: int,
+             texts: dict[str, str] | None = None) -> dict:
+    """Metrics over ``clips`` [(name, wave [T])]; PNG + WAVs for the first ``pictures`` of them. With ``texts``
+    (name -> words) and pocketsphinx installed, also the word error rates of ``WordErrors``."""
     sr = stage.sample_rate
+    wer = WordErrors(sr) if texts and importlib.util.find_spec("pocketsphinx") else None
     si_snr, mel, stft = ScaleInvariantSignalNoiseRatio(), MelDistance(sr), STFTDistance(sr)
     stoi = None
     if importlib.util.find_spec("pystoi"):  # torchmetrics' STOI wraps pystoi
@@ -79,6 +118,8 @@ def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out
         if stoi is not None:
             stoi.update(y.view(1, -1), x.view(1, -1))
             stoi_telephone.update(telephone_band(x, sr).view(1, -1), x.view(1, -1))
+        if wer is not None and texts.get(name):
+            wer.update(texts[name], x, telephone_band(x, sr), y.clamp(-1, 1))
         if i < pictures:
             stem = out / f"{i:02d}_{Path(name).stem}"
             image = Image.fromarray(mel_image([x, y], sr).numpy())  # 1 pixel per mel bin and frame: enlarged 3x
@@ -91,6 +132,8 @@ def evaluate(stage: SoundStreamStage, clips: list[tuple[str, torch.Tensor]], out
     if stoi is not None:
         result.update(stoi=round(float(stoi.compute()), 4),
                       stoi_telephone_band_control=round(float(stoi_telephone.compute()), 4))
+    if texts:
+        result["words"] = wer.compute() if wer else "not measured: pip install 'soundstage[natural]' (pocketsphinx)"
     return result
 
 
@@ -114,6 +157,7 @@ def main() -> None:
     parser.add_argument("--train-shards")
     parser.add_argument("--val-shards")
     parser.add_argument("--hours", type=float, default=0.5, help="size of the embedded speech corpus if no shards")
+    parser.add_argument("--engine", default="espeak", help="what reads the embedded corpus: espeak or kokoro")
     parser.add_argument("--val-clips", type=int, default=64)
     parser.add_argument("--pictures", type=int, default=4)
     parser.add_argument("--real-audio", nargs="*", default=[])
@@ -141,7 +185,8 @@ def main() -> None:
     from soundstage.recipe_schema import DataConfig, TrainerConfig
     from soundstage.stage import StageContext
 
-    data = DataConfig(sample_rate=config.sample_rate, corpus="speech", hours=args.hours, num_workers=args.workers)
+    data = DataConfig(sample_rate=config.sample_rate, corpus="speech", engine=args.engine, hours=args.hours,
+                      num_workers=args.workers)
     train, val = args.train_shards, args.val_shards
     if train is None:
         from soundstage.data.corpus import prepare_corpus
@@ -189,7 +234,8 @@ def main() -> None:
         result["held_out_degraded"] = evaluate(stage, degraded, out / "held_out_degraded", args.pictures)
     if args.real_audio:
         real = [(p, load_audio(p, config.sample_rate)) for p in args.real_audio]
-        result["real_audio"] = evaluate(stage, real, out / "real_audio", args.pictures)
+        texts = {p: text for p in args.real_audio if (text := sidecar_text(p))}
+        result["real_audio"] = evaluate(stage, real, out / "real_audio", args.pictures, texts)
     (out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
