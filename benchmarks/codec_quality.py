@@ -211,7 +211,7 @@ def main() -> None:
     stage = stage.cpu().eval()
     dm.val_segment_samples = 0  # whole held-out utterances for the final numbers
     held_out = []
-    for batch in dm.val_dataloader():
+    for batch in dm.val_dataloader() if args.val_clips > 0 else []:  # --val-clips 0: only the real recordings
         for key, wave, n in zip(batch["key"], batch["audio"], batch["lengths"]):
             held_out.append((key, wave[: int(n)]))
         if len(held_out) >= args.val_clips:
@@ -227,9 +227,10 @@ def main() -> None:
         "generator_updates": updates,
         "train_audio_hours": updates and round(updates * config.batch_size * config.segment_seconds / 3600, 3),
         "bitrate_kbps": bitrate(config.num_quantizers, config.codebook_size, stage.frame_rate) / 1000,
-        "held_out": evaluate(stage, held_out[: args.val_clips], out / "held_out", args.pictures),
     }
-    if not args.no_degraded and importlib.util.find_spec("audiomentations"):
+    if held_out:
+        result["held_out"] = evaluate(stage, held_out[: args.val_clips], out / "held_out", args.pictures)
+    if held_out and not args.no_degraded and importlib.util.find_spec("audiomentations"):
         degraded = degrade(held_out[: args.val_clips], config.sample_rate)
         result["held_out_degraded"] = evaluate(stage, degraded, out / "held_out_degraded", args.pictures)
     if args.real_audio:

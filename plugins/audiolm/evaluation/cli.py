@@ -20,6 +20,8 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                    help="training steps of the phone recognizer (once per corpus, cached; default 600)")
     p.add_argument("--speaker-steps", type=int, default=500,
                    help="training steps of the speaker model (once per corpus, cached; default 500)")
+    p.add_argument("--probe-steps", type=int, default=400,
+                   help="training steps of the phone probe on the semantic ids (once per tokenizer, cached; 0 = no probe)")
     p.add_argument("--cache-dir", default="~/.cache/soundstage/eval_models", help="where the measuring models are cached")
     p.add_argument("--acoustic", choices=("coarse_fine", "soundstorm"), default=None,
                    help="the acoustic generator to evaluate when the run trained both (default coarse_fine)")
@@ -40,12 +42,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .phone_recognizer import PhoneRecognizerConfig
     from .protocol import ProtocolConfig
     from .speaker_embedding import SpeakerEmbeddingConfig
+    from .token_probe import TokenProbeConfig
 
     cfg = EvalConfig(
         protocol=ProtocolConfig(num_clips=args.num_clips, prompt_seconds=args.prompt_seconds,
                                 continuation_seconds=args.seconds, seed=args.seed),
         phones=PhoneRecognizerConfig(max_steps=args.recognizer_steps),
         speaker=SpeakerEmbeddingConfig(max_steps=args.speaker_steps),
+        probe=TokenProbeConfig(max_steps=max(args.probe_steps, 1)), probe_utterances=200 if args.probe_steps > 0 else 0,
         num_utterances=args.num_utterances, cache_dir=args.cache_dir, acoustic=args.acoustic, device=args.device,
         seed=args.seed, sampling={"coarse": coarse_sampling(args)}, out_dir=args.out_dir)
     figures = evaluate_run(args.run_dir, cfg)

@@ -50,24 +50,34 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     ceiling = figures.get("protocol", {}).get("first_levels") or {}
     first_per, first_levels = _num(ceiling, "per"), ceiling.get("levels")
     first_stage = roles.get("coarse_lm") or roles.get("soundstorm") or "the acoustic generator"
-    why = ("the acoustic LMs do not follow the semantic tokens (see their validation curves), or the semantic tokens "
-           "carry too little of the phones (see semantic_tokens.pnmi)")
+    probe = _num(figures, "semantic_tokens", "probe", "per")
+    tokens = "or the semantic tokens carry too little of the phones (see semantic_tokens.pnmi)"
+    if probe is not None and target is not None and probe <= target:
+        tokens = f"not the semantic tokens: a probe on the ids alone reads them at PER {probe:.2f}"
+    why = f"the acoustic LMs do not follow the semantic tokens (see their validation curves), {tokens}"
     if first_per is not None and target is not None:
         if first_per <= target:  # the first step's levels alone would pass: the first step is what fails
             why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, within the target: "
                    f"{first_stage} does not follow the semantic tokens (see its per-level validation accuracy; "
                    "a coarse LM that drifts from them while generating: aligned_semantic, aligned_context, "
-                   "condition_dropout with sampling.guidance, docs/training_guide.md), "
-                   "or the semantic tokens carry too little of the phones (see semantic_tokens.pnmi)")
+                   f"condition_dropout with sampling.guidance, docs/training_guide.md), {tokens}")
         else:
             why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, above the target: "
                    "the phones need the later levels too, so both acoustic steps must learn them")
+    if probe is not None and target is not None and probe > target:
+        why = (f"the semantic tokens limit it: a probe that reads only the semantic ids reaches PER {probe:.2f}, "
+               "above the target, so no acoustic stage can")
     unreadable = None
     if codec is not None and chance is not None and codec >= 0.5 * chance:
         unreadable = f"the codec's reconstructions are nearly unreadable (PER {codec:.2f}, chance {chance:.2f}): fix the codec first"
     add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
         None if resyn is None or target is None else resyn <= target, " / ".join(acoustic) + " (or the semantic tokens)",
         why, unreadable)
+    tokenizer_stage = roles.get("semantic_tokenizer", "semantic")
+    add(f"semantic tokens keep the phones (a probe on the ids alone: PER <= {RESYNTHESIS_PER_FACTOR} x codec)", probe,
+        target, None if probe is None or target is None else probe <= target, tokenizer_stage,
+        "the semantic ids lose phones that resynthesis needs: more or longer HuBERT training, another layer, "
+        "more clusters (benchmarks/semantic_tokens.py)", unreadable)
     cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")
     target = None if same is None or diff is None else max(VOICE_SHARE * same, diff + VOICE_MARGIN * (same - diff))
     codec_voice = _num(rows, "codec", "speaker_similarity")

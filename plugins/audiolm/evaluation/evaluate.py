@@ -34,6 +34,7 @@ from .protocol import ROWS, Clip, ProtocolConfig, first_step_levels, generate_ro
 from .report import write_report
 from .run_dir import LM_ROLES, RunDir
 from .speaker_embedding import SpeakerEmbeddingConfig
+from .token_probe import TokenProbeConfig, semantic_token_probe
 from .word_error import WordRecognizer, english_texts, word_error_rows
 
 EVAL_DIR = "eval"
@@ -46,6 +47,8 @@ class EvalConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     phones: PhoneRecognizerConfig = field(default_factory=PhoneRecognizerConfig)
     speaker: SpeakerEmbeddingConfig = field(default_factory=SpeakerEmbeddingConfig)
+    probe: TokenProbeConfig = field(default_factory=TokenProbeConfig)
+    probe_utterances: int = 200  # held-out utterances the phone probe on semantic ids reads (0 = no probe)
     num_utterances: int = 16  # held-out utterances for the codec's signal figures and PNMI
     max_seconds: float = 10.0  # each of those is cut to this
     lm_batches: int = 50  # validation token batches per LM stage
@@ -88,6 +91,10 @@ def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Cal
     figures["lm"] = _lm_figures(run, cfg, log)
     log("[eval] semantic tokens vs. phonemes")
     figures["semantic_tokens"] = semantic_phone_metrics(run.model("semantic_tokenizer"), first, cfg.max_seconds)
+    if cfg.probe_utterances > 0 and "skipped" not in figures["semantic_tokens"]:
+        figures["semantic_tokens"]["probe"] = semantic_token_probe(
+            run.model("semantic_tokenizer"), run.model_file("semantic_tokenizer"), train_shards,
+            held_out[: cfg.probe_utterances], cfg.probe, cfg.cache_dir, cfg.max_train_utterances, log)
 
     models = load_or_train(train_shards, sr, cfg.phones, cfg.speaker, cfg.cache_dir, cfg.max_train_utterances, log)
     figures["measuring_models"] = models.facts

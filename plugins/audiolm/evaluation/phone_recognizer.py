@@ -94,14 +94,23 @@ class PhoneRecognizer(nn.Module):
                 out.append([])
                 continue
             feats = self.features(wave.float().reshape(1, -1).to(self.head.weight.device))
-            best = self(feats)[0].argmax(-1).tolist()
-            seq, prev = [], 0
-            for i in best:
-                if i != prev and i != 0:
-                    seq.append(self.vocab[i])
-                prev = i
-            out.append(seq)
+            out.append(greedy_ctc(self(feats)[0], self.vocab))
         return out
+
+    @staticmethod
+    def out_frames(frames: Tensor) -> Tensor:
+        """Output frames (CTC lengths) for ``frames`` log-mel frames."""
+        return ConvEncoder.out_frames(frames)
+
+
+def greedy_ctc(logp: Tensor, vocab: list[str]) -> list[str]:
+    """Best-path CTC decoding of log-probs [F, V] (index 0 the blank): repeats merged, blanks dropped."""
+    seq, prev = [], 0
+    for i in logp.argmax(-1).tolist():
+        if i != prev and i != 0:
+            seq.append(vocab[i])
+        prev = i
+    return seq
 
 
 def phone_error_rate(hypotheses: list[list[str]], references: list[list[str]]) -> float:

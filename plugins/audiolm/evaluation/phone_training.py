@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any, Callable
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from soundstage.lr_schedule import warmup_anneal
@@ -16,16 +18,19 @@ from .eval_training import LengthBuckets, fit_quietly, pad_frames
 from .phone_recognizer import PhoneRecognizer, PhoneRecognizerConfig, phone_sequence
 
 
-class _CTCModule(L.LightningModule):
-    def __init__(self, model: PhoneRecognizer, config: PhoneRecognizerConfig) -> None:
+class CTCModule(L.LightningModule):
+    """CTC training of a model with ``forward(inputs) -> log-probs [B, F', V]`` and ``out_frames(lengths)``;
+    ``augment(inputs, generator)`` perturbs each training batch (SpecAugment for log-mel)."""
+
+    def __init__(self, model: nn.Module, config: Any, augment: Callable[[Tensor, torch.Generator], Tensor] = spec_augment) -> None:
         super().__init__()
-        self.model, self.config = model, config
+        self.model, self.config, self.augment = model, config, augment
         self.rng = torch.Generator().manual_seed(config.seed)
 
     def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
         feats, feat_lengths, labels, label_lengths = batch
-        logp = self.model(spec_augment(feats, self.rng))  # [B, F', V]
-        out_lengths = ConvEncoder.out_frames(feat_lengths).clamp(max=logp.shape[1])
+        logp = self.model(self.augment(feats, self.rng))  # [B, F', V]
+        out_lengths = self.model.out_frames(feat_lengths).clamp(max=logp.shape[1])
         loss = F.ctc_loss(logp.transpose(0, 1), labels, out_lengths, label_lengths, blank=0, zero_infinity=True)
         self.log("phone_ctc_loss", loss, prog_bar=True)
         return loss
@@ -87,7 +92,7 @@ def train_phone_recognizer(utterances: list[Utterance], sample_rate: int, config
     frames_per_batch = int(config.batch_seconds * 100)
     sampler = LengthBuckets([feats[i].shape[0] for i in keep], frames_per_batch, config.seed)
     loader = DataLoader(list(range(len(keep))), batch_sampler=sampler, collate_fn=collate)
-    steps = fit_quietly(_CTCModule(model, config), loader, config.max_steps, config.max_minutes, log_dir)
+    steps = fit_quietly(CTCModule(model, config), loader, config.max_steps, config.max_minutes, log_dir)
     facts = {"utterances": len(labelled), "noise_clips": len(feats) - len(labelled), "phones": len(model.phones),
              "steps": steps, "hours": round(sum(len(u.wave) for u in labelled) / sample_rate / 3600, 3)}
     return model.eval(), facts

@@ -47,13 +47,16 @@ class RunDir:
     def model(self, role: str) -> Stage:
         """The exported model of a role, loaded once onto ``device`` (eval mode)."""
         if role not in self._models:
-            stage = self.roles[role]
-            ckpt = self.done[stage].get("checkpoint")
-            if not ckpt:
-                raise SoundstageError(f"{self.path / stage}: stage {stage!r} has no exported model")
-            file = Path(ckpt) if Path(ckpt).is_absolute() else self.path / stage / ckpt
-            self._models[role] = Stage.load_pretrained(file).to(self.device).eval()
+            self._models[role] = Stage.load_pretrained(self.model_file(role)).to(self.device).eval()
         return self._models[role]
+
+    def model_file(self, role: str) -> Path:
+        """The exported model file of a role."""
+        stage = self.roles[role]
+        ckpt = self.done[stage].get("checkpoint")
+        if not ckpt:
+            raise SoundstageError(f"{self.path / stage}: stage {stage!r} has no exported model")
+        return Path(ckpt) if Path(ckpt).is_absolute() else self.path / stage / ckpt
 
     def outputs(self, stage: str) -> dict[str, Any]:
         """A stage's done-marker outputs, ``./relative`` paths made absolute."""

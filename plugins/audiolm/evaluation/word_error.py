@@ -36,7 +36,12 @@ def english_texts(utterances: list[Utterance], limit: int) -> list[Utterance]:
 
 
 class WordRecognizer:
-    """pocketsphinx's decoder as ``transcribe(wave [T] at sample_rate) -> words``."""
+    """pocketsphinx's decoder as ``transcribe(wave [T] at sample_rate) -> words``.
+
+    Each utterance gets a fresh decoder (~0.5 s to load): a decoder adapts its state across the
+    utterances it hears, so the same audio could read differently depending on what came before it
+    (1 of 19 real recordings did when their order was reversed), and the rows of a table, transcribed
+    in turn, would not be independent."""
 
     def __init__(self, sample_rate: int) -> None:
         try:
@@ -44,15 +49,16 @@ class WordRecognizer:
         except ImportError as exc:
             raise SoundstageError("word error rates need pocketsphinx: pip install 'soundstage[natural]'") from exc
         self.sample_rate = sample_rate
-        self.decoder = Decoder(samprate=RECOGNIZER_RATE, loglevel="FATAL")
+        self.new_decoder = lambda: Decoder(samprate=RECOGNIZER_RATE, loglevel="FATAL")
 
     def transcribe(self, wave: np.ndarray) -> list[str]:
         wave = resample(np.asarray(wave, dtype=np.float32), self.sample_rate, RECOGNIZER_RATE)
         pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16).tobytes()
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
+        decoder = self.new_decoder()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
         return words(hyp.hypstr) if hyp else []
 
 

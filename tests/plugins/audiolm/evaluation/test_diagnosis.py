@@ -2,8 +2,9 @@
 from soundstage.plugins.audiolm.evaluation.diagnosis import diagnose
 
 
-def _figures(codec_per, resyn_per, codec_voice, cont_voice, lm_ppl):
+def _figures(codec_per, resyn_per, codec_voice, cont_voice, lm_ppl, probe_per=0.25):
     return {
+        "semantic_tokens": {"probe": {"per": probe_per}},
         "protocol": {
             "rows": {"original": {"per": 0.15}, "codec": {"per": codec_per, "speaker_similarity": codec_voice},
                      "resynthesis": {"per": resyn_per}, "continuation": {"speaker_similarity": cont_voice}},
@@ -55,3 +56,14 @@ def test_the_first_steps_ceiling_says_which_acoustic_step_fails():
     figures["protocol"]["first_levels"] = {"levels": 1, "per": 0.6}
     why = _by_stage(diagnose(figures))["resynthesis"]["if_failed"]
     assert "above the target" in why and "later levels" in why
+
+
+def test_the_probe_on_the_semantic_ids_says_whether_the_tokens_or_the_acoustic_stages_lose_the_phones():
+    figures = _figures(0.18, 0.5, 0.85, 0.8, 30.0, probe_per=0.45)  # target 0.36: the ids alone read worse
+    checks = _by_stage(diagnose(figures))
+    assert checks["semantic"]["passed"] is False and checks["semantic"]["value"] == 0.45
+    assert "the semantic tokens limit it" in checks["resynthesis"]["if_failed"]
+    figures["semantic_tokens"]["probe"]["per"] = 0.2  # the ids carry the phones: the acoustic stages lose them
+    checks = _by_stage(diagnose(figures))
+    assert checks["semantic"]["passed"] is True and checks["resynthesis"]["passed"] is False
+    assert "not the semantic tokens" in checks["resynthesis"]["if_failed"]

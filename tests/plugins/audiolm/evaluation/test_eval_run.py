@@ -105,7 +105,7 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_eval_command(parser.add_subparsers(dest="verb"))
     args = parser.parse_args(["eval", str(run_dir), "--num-clips", "3", "--seconds", "1", "--prompt-seconds", "1",
-                              "--recognizer-steps", "3", "--speaker-steps", "3", "--cache-dir", str(tmp_path / "cache")])
+                              "--recognizer-steps", "3", "--speaker-steps", "3", "--probe-steps", "3", "--cache-dir", str(tmp_path / "cache")])
     assert args.func(args) == 0
     assert '"diagnosis"' in capsys.readouterr().out  # the summary is printed
 
@@ -126,6 +126,7 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
     assert set(figures["lm"]["fine_lm"]["levels"]) == {"level2"}
     phones = figures["semantic_tokens"]
     assert 0 <= phones["pnmi"] <= 1 and 0 < phones["phone_purity"] <= 1 and phones["frames"] > 0
+    assert phones["probe"]["per"] >= 0 and phones["probe"]["utterances"] == 2 and phones["probe"]["training"]["steps"] == 3
 
     protocol = figures["protocol"]
     assert protocol["clips"] == 2 and protocol["prompt_seconds"] == 1.0  # one utterance of each held-out voice
@@ -181,12 +182,13 @@ def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
     parser = argparse.ArgumentParser()
     add_eval_command(parser.add_subparsers(dest="verb"))
     args = parser.parse_args(["eval", str(run_dir), "--acoustic", "soundstorm", "--num-clips", "2", "--seconds", "1",
-                              "--prompt-seconds", "1", "--recognizer-steps", "2", "--speaker-steps", "2",
+                              "--prompt-seconds", "1", "--recognizer-steps", "2", "--speaker-steps", "2", "--probe-steps", "0",
                               "--cache-dir", str(tmp_path / "cache")])
     assert args.func(args) == 0
     figures = json.loads((run_dir / "eval" / "eval.json").read_text())
     assert figures["roles"]["soundstorm"] == "soundstorm" and "coarse_lm" not in figures["roles"]
     assert set(figures["lm"]) == {"semantic_lm", "soundstorm"} and figures["lm"]["soundstorm"]["batches"] >= 1
+    assert "probe" not in figures["semantic_tokens"]  # --probe-steps 0: no probe
     rows = figures["protocol"]["rows"]
     assert 0 <= rows["resynthesis"]["per"] and -1 <= rows["continuation"]["speaker_similarity"] <= 1
     assert figures["protocol"]["first_levels"]["levels"] == 1  # SoundStorm makes level 0 first

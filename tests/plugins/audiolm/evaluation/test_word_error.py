@@ -33,3 +33,11 @@ def test_only_english_or_unlabelled_texts_are_scored():
     us = [Utterance("a", w, {"text": "Hello there.", "language": "en"}), Utterance("b", w, {"text": "Bonjour.", "language": "fr"}),
           Utterance("c", w, {"text": "my own data"}), Utterance("d", w, {"language": "en"})]
     assert [u.key for u in english_texts(us, 5)] == ["a", "c"] and len(english_texts(us, 1)) == 1
+
+
+def test_a_transcript_does_not_depend_on_what_was_heard_before():
+    rec, wave = WordRecognizer(16000), 0.03 * _speech(16000)
+    first = rec.transcribe(wave)
+    noise = np.random.default_rng(1).normal(0, 0.3, 3 * 16000).astype(np.float32)
+    rec.transcribe(noise), rec.transcribe(noise)  # a decoder shared across utterances reads `wave` differently after this
+    assert rec.transcribe(wave) == first
