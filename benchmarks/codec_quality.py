@@ -20,6 +20,8 @@ which tests robustness to recording conditions on voices whose clean scores are 
         [--precision bf16-mixed] [--workers 4]
     python benchmarks/codec_quality.py --model runs/codec_quality/model.safetensors --out runs/rescored [--real-audio ...]
         [--engine kokoro]   # held-out voices of the natural-voice corpus
+    python benchmarks/codec_quality.py --model runs/speech_small/codec/model.safetensors --out runs/real \
+        --val-clips 0 --real-audio real/*.wav   # only the real recordings (benchmarks/fetch_real_speech.py real/)
 
 Prints one JSON object (also saved as ``<out>/quality.json``); TensorBoard logs go to ``<out>/tb``.
 """
