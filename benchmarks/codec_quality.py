@@ -46,6 +46,7 @@ from soundstage.plugins.codec.metrics import MelDistance, ScaleInvariantSignalNo
 from soundstage.plugins.codec.presets import preset_config
 from soundstage.plugins.codec.stage import SoundStreamStage
 from soundstage.plugins.codec.viz import mel_image
+from soundstage.plugins.audiolm.evaluation.word_error import WordRecognizer, error_rate, words  # pocketsphinx: lazily
 
 
 def load_audio(path: str, sample_rate: int) -> torch.Tensor:
@@ -78,22 +79,16 @@ class WordErrors:
     ROWS = ("input", "telephone_band_control", "reconstruction")
 
     def __init__(self, sample_rate: int) -> None:
-        from soundstage.plugins.audiolm.evaluation.word_error import WordRecognizer
-
         self.recognizer = WordRecognizer(sample_rate)
         self.refs: list[list[str]] = []
         self.hyps: dict[str, list[list[str]]] = {row: [] for row in self.ROWS}
 
     def update(self, text: str, *waves: torch.Tensor) -> None:
-        from soundstage.plugins.audiolm.evaluation.word_error import words
-
         self.refs.append(words(text))
         for row, wave in zip(self.ROWS, waves):
             self.hyps[row].append(self.recognizer.transcribe(wave.numpy()))
 
     def compute(self) -> dict:
-        from soundstage.plugins.audiolm.evaluation.word_error import error_rate
-
         return {"utterances": len(self.refs), "reference_words": sum(map(len, self.refs)),
                 **{f"wer_{row}": round(error_rate(self.hyps[row], self.refs), 4) for row in self.ROWS}}
 

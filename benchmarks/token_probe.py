@@ -50,14 +50,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    corpora: dict[int, tuple[list, list]] = {}  # sample rate -> (training, held-out utterances), read once
     for file in args.files:
         model = Stage.load_pretrained(file).eval()
         tokenizer = model if hasattr(model, "vocab_size") else CodecFirstLevel(model)  # semantic tokenizers have one
         sr = int(tokenizer.sample_rate)
-        train_shards, val_shards = prepare_corpus(DataConfig(sample_rate=sr, corpus="speech", engine=args.engine,
-                                                             hours=args.hours, val_fraction=0.15))
-        train = read_utterances(train_shards, sr, 4000)
-        held_out = [u for u in read_utterances(val_shards, sr, args.held_out) if phone_sequence(u.phonemes)]
+        if sr not in corpora:
+            train_shards, val_shards = prepare_corpus(DataConfig(sample_rate=sr, corpus="speech", engine=args.engine,
+                                                                 hours=args.hours, val_fraction=0.15))
+            corpora[sr] = (read_utterances(train_shards, sr, 4000),
+                           [u for u in read_utterances(val_shards, sr, args.held_out) if phone_sequence(u.phonemes)])
+        train, held_out = corpora[sr]
         start = time.time()
         probe, facts = train_token_probe(tokenizer, train, TokenProbeConfig(max_steps=args.steps))
         per = phone_error_rate(probe.transcribe(token_ids(tokenizer, held_out)), [phone_sequence(u.phonemes) for u in held_out])

@@ -4,31 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from soundstage.data.speech_corpus import all_voices, plan_utterance, synth_utterance
 from soundstage.plugins.audiolm.evaluation.eval_models import load_or_train
 from soundstage.plugins.audiolm.evaluation.phone_recognizer import PhoneRecognizerConfig, phone_error_rate, phone_sequence
 from soundstage.plugins.audiolm.evaluation.phone_training import train_phone_recognizer
 from soundstage.plugins.audiolm.evaluation.speaker_embedding import SpeakerEmbeddingConfig
 from soundstage.plugins.audiolm.evaluation.speaker_training import train_speaker_embedding
-from soundstage.data.utterances import Utterance, by_voice
+from soundstage.data.utterances import by_voice
+
+from espeak_speech import ENGLISH_VOICES, espeak_utterances
 
 SR = 16000
-# One English voice family, so a minute of CPU training sees every phone often enough.
-VOICES = [v for v in all_voices() if v.name.split("+")[0] in ("en-us", "en")]
-TRAIN_VOICES, HELD_OUT_VOICES = VOICES[:12], VOICES[20:24]
-
-
-def _utterances(voices, n, seed):
-    out = []
-    for i in range(n):
-        wave, meta = synth_utterance(plan_utterance(i, seed, voices), SR)
-        out.append(Utterance(f"u{seed}_{i:03d}", wave.astype(np.float32), meta))
-    return out
+TRAIN_VOICES, HELD_OUT_VOICES = ENGLISH_VOICES[:12], ENGLISH_VOICES[20:24]
 
 
 @pytest.fixture(scope="module")
 def corpus():
-    return _utterances(TRAIN_VOICES, 160, 0), _utterances(HELD_OUT_VOICES, 24, 1)
+    return espeak_utterances(TRAIN_VOICES, 160, 0, SR), espeak_utterances(HELD_OUT_VOICES, 24, 1, SR)
 
 
 @pytest.fixture(scope="module")

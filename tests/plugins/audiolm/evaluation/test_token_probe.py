@@ -5,7 +5,6 @@ import pytest
 import torch
 from torch import nn
 
-from soundstage.data.speech_corpus import all_voices, plan_utterance, synth_utterance
 from soundstage.data.utterances import Utterance
 from soundstage.plugins.audiolm.evaluation.token_probe import (
     TokenProbeConfig,
@@ -16,8 +15,9 @@ from soundstage.plugins.audiolm.evaluation.token_probe import (
 from soundstage.plugins.audiolm.evaluation.phone_recognizer import phone_error_rate, phone_sequence
 from soundstage.plugins.semantic.phone_metrics import frame_phone_labels
 
+from espeak_speech import ENGLISH_VOICES, espeak_utterances
+
 SR = 16000
-VOICES = [v for v in all_voices() if v.name.split("+")[0] in ("en-us", "en")]
 CONFIG = TokenProbeConfig(channels=128, blocks=4, max_steps=250, batch_seconds=40.0)
 
 
@@ -46,17 +46,9 @@ class PhoneIdTokenizer(nn.Module):
         return min(same, key=lambda e: e[0])[1][None]
 
 
-def _utterances(voices, n, seed):
-    out = []
-    for i in range(n):
-        wave, meta = synth_utterance(plan_utterance(i, seed, voices), SR)
-        out.append(Utterance(f"u{seed}_{i:03d}", wave.astype(np.float32), meta))
-    return out
-
-
 @pytest.fixture(scope="module")
 def corpus():
-    return _utterances(VOICES[:12], 120, 0), _utterances(VOICES[20:24], 20, 1)
+    return espeak_utterances(ENGLISH_VOICES[:12], 120, 0, SR), espeak_utterances(ENGLISH_VOICES[20:24], 20, 1, SR)
 
 
 def _probe_per(tokenizer, train, held_out):
