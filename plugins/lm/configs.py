@@ -146,11 +146,11 @@ class CoarseLMConfig(LMConfig):
     sampling: CoarseSamplingConfig = field(default_factory=CoarseSamplingConfig)  # defaults for generate()
     # Also condition each acoustic position on the semantic id of the frame it predicts (an embedding
     # summed into its input), beside AudioLM's semantic prefix. Off in the paper. On a CPU budget the
-    # prefix alone does not teach the alignment (docs/training_guide.md: teacher-forced level-0 codes
+    # prefix alone does not teach the alignment (docs/training_history.md, session 8: teacher-forced level-0 codes
     # decode to PER 0.78 after 32 min, against 0.34 for the true level 0).
     aligned_semantic: bool = False
     # With aligned_semantic: also the semantic ids this many tokens before and after the frame's, each
-    # offset with its own embedding (a lookahead on what is said; docs/training_guide.md, session 9).
+    # offset with its own embedding (a lookahead on what is said; docs/training_history.md, session 9).
     aligned_context: int = 0
 
     def __post_init__(self) -> None:

@@ -70,10 +70,13 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     unreadable = None
     if codec is not None and chance is not None and codec >= 0.5 * chance:
         unreadable = f"the codec's reconstructions are nearly unreadable (PER {codec:.2f}, chance {chance:.2f}): fix the codec first"
-    add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
-        None if resyn is None or target is None else resyn <= target, " / ".join(acoustic) + " (or the semantic tokens)",
-        why, unreadable)
     tokenizer_stage = roles.get("semantic_tokenizer", "semantic")
+    # the stage to blame: the probe, when it ran, says whether the ids or the acoustic stages lose the phones
+    resyn_stage = " / ".join(acoustic) + " (or the semantic tokens)"
+    if probe is not None and target is not None:
+        resyn_stage = tokenizer_stage if probe > target else " / ".join(acoustic)
+    add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
+        None if resyn is None or target is None else resyn <= target, resyn_stage, why, unreadable)
     add(f"semantic tokens keep the phones (a probe on the ids alone: PER <= {RESYNTHESIS_PER_FACTOR} x codec)", probe,
         target, None if probe is None or target is None else probe <= target, tokenizer_stage,
         "the semantic ids lose phones that resynthesis needs: more or longer HuBERT training, another layer, "

@@ -63,7 +63,9 @@ def test_the_probe_on_the_semantic_ids_says_whether_the_tokens_or_the_acoustic_s
     checks = _by_stage(diagnose(figures))
     assert checks["semantic"]["passed"] is False and checks["semantic"]["value"] == 0.45
     assert "the semantic tokens limit it" in checks["resynthesis"]["if_failed"]
+    assert checks["resynthesis"]["stage"] == "semantic"  # the stage to fix is the tokenizer, not the LMs
     figures["semantic_tokens"]["probe"]["per"] = 0.2  # the ids carry the phones: the acoustic stages lose them
     checks = _by_stage(diagnose(figures))
     assert checks["semantic"]["passed"] is True and checks["resynthesis"]["passed"] is False
     assert "not the semantic tokens" in checks["resynthesis"]["if_failed"]
+    assert checks["resynthesis"]["stage"] == "coarse_lm / fine_lm"
