@@ -157,7 +157,7 @@ def file_hashes(files: list[Path], known: dict[str, dict[str, Any]] | None = Non
         if old.get("size") == st.st_size and old.get("mtime_ns") == st.st_mtime_ns and "sha256" in old:
             out[key] = old
             continue
-        out[key] = {"sha256": _file_digest(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        out[key] = {"sha256": file_digest(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     return out
 
 
@@ -215,7 +215,8 @@ def _scratch(path: Path) -> bool:
     return path.name.startswith(".") or path.name.endswith(".tmp")
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):

@@ -51,8 +51,9 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     first_per, first_levels = _num(ceiling, "per"), ceiling.get("levels")
     first_stage = roles.get("coarse_lm") or roles.get("soundstorm") or "the acoustic generator"
     probe = _num(figures, "semantic_tokens", "probe", "per")
+    probe_ok = None if probe is None or target is None else probe <= target  # None: no probe ran
     tokens = "or the semantic tokens carry too little of the phones (see semantic_tokens.pnmi)"
-    if probe is not None and target is not None and probe <= target:
+    if probe_ok:
         tokens = f"not the semantic tokens: a probe on the ids alone reads them at PER {probe:.2f}"
     why = f"the acoustic LMs do not follow the semantic tokens (see their validation curves), {tokens}"
     if first_per is not None and target is not None:
@@ -64,7 +65,7 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         else:
             why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, above the target: "
                    "the phones need the later levels too, so both acoustic steps must learn them")
-    if probe is not None and target is not None and probe > target:
+    if probe_ok is False:
         why = (f"the semantic tokens limit it: a probe that reads only the semantic ids reaches PER {probe:.2f}, "
                "above the target, so no acoustic stage can")
     unreadable = None
@@ -72,13 +73,12 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         unreadable = f"the codec's reconstructions are nearly unreadable (PER {codec:.2f}, chance {chance:.2f}): fix the codec first"
     tokenizer_stage = roles.get("semantic_tokenizer", "semantic")
     # the stage to blame: the probe, when it ran, says whether the ids or the acoustic stages lose the phones
-    resyn_stage = " / ".join(acoustic) + " (or the semantic tokens)"
-    if probe is not None and target is not None:
-        resyn_stage = tokenizer_stage if probe > target else " / ".join(acoustic)
+    resyn_stage = {None: " / ".join(acoustic) + " (or the semantic tokens)", True: " / ".join(acoustic),
+                   False: tokenizer_stage}[probe_ok]
     add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
         None if resyn is None or target is None else resyn <= target, resyn_stage, why, unreadable)
     add(f"semantic tokens keep the phones (a probe on the ids alone: PER <= {RESYNTHESIS_PER_FACTOR} x codec)", probe,
-        target, None if probe is None or target is None else probe <= target, tokenizer_stage,
+        target, probe_ok, tokenizer_stage,
         "the semantic ids lose phones that resynthesis needs: more or longer HuBERT training, another layer, "
         "more clusters (benchmarks/semantic_tokens.py)", unreadable)
     cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")

@@ -22,10 +22,12 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 
 from soundstage.checkpoint import build_dir_once
 from soundstage.data.utterances import Utterance
+from soundstage.fingerprint import file_digest
 
 from .conv_encoder import ConvEncoder
 from .eval_models import shards_digest
@@ -115,9 +117,7 @@ def train_token_probe(tokenizer: Any, utterances: list[Utterance], config: Token
 
     def collate(batch: list[int]):  # type: ignore[no-untyped-def]
         xs, ys = [ids[keep[i]] for i in batch], [labels[keep[i]] for i in batch]
-        padded = torch.full((len(xs), max(len(x) for x in xs)), probe.vocab_size, dtype=torch.long)
-        for j, x in enumerate(xs):
-            padded[j, : len(x)] = x
+        padded = pad_sequence(xs, batch_first=True, padding_value=probe.vocab_size)
         return padded, torch.tensor([len(x) for x in xs]), torch.cat(ys), torch.tensor([len(y) for y in ys])
 
     sampler = LengthBuckets([len(ids[i]) for i in keep], int(config.batch_seconds * probe.token_rate), config.seed)
@@ -128,11 +128,7 @@ def train_token_probe(tokenizer: Any, utterances: list[Utterance], config: Token
 
 
 def probe_cache_key(tokenizer_file: str | Path, train_shards: list[str], config: TokenProbeConfig, max_utterances: int) -> str:
-    h = hashlib.sha256()
-    with open(tokenizer_file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    payload = {"tokenizer": h.hexdigest(), "shards": shards_digest(train_shards), "config": dataclasses.asdict(config),
+    payload = {"tokenizer": file_digest(Path(tokenizer_file)), "shards": shards_digest(train_shards), "config": dataclasses.asdict(config),
                "max_utterances": max_utterances, "version": PROBE_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
