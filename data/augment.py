@@ -27,6 +27,7 @@ class Augmenter:
         config.check()
         self.config, self.sample_rate = config, sample_rate
         self._steps = self._build()  # here, so a missing extra fails before training, not per sample
+        self._rooms: list[np.ndarray] | None = None  # the bank's impulse responses, drawn on first use
 
     def _build(self):
         try:
@@ -60,7 +61,8 @@ class Augmenter:
         out = np.ascontiguousarray(wave, dtype=np.float32)
         with _seeded_globals(rng):
             if rng.random() < c.room_prob:
-                out = _match_rms(room(out, sample_rate=self.sample_rate), out)  # a room adds no loudness
+                wet = self._banked_room(out, rng) if c.room_bank else room(out, sample_rate=self.sample_rate)
+                out = _match_rms(wet, out)  # a room adds no loudness
             for step in rest:
                 out = step(out, sample_rate=self.sample_rate)
         peak = float(np.abs(out).max(initial=0.0))
@@ -68,8 +70,22 @@ class Augmenter:
             out = out * (0.99 / peak)
         return out.astype(np.float32, copy=False)
 
-    def __getstate__(self) -> dict:  # DataLoader workers rebuild the transforms
-        return {**self.__dict__, "_steps": None}
+    def _banked_room(self, wave: np.ndarray, rng: random.Random) -> np.ndarray:
+        """``wave`` in one of ``room_bank`` rooms, simulated once (seed 0, so every worker has the same bank)."""
+        from scipy.signal import fftconvolve
+
+        if self._rooms is None:
+            room, draws = self._steps[0], random.Random(0)
+            self._rooms = []
+            for _ in range(self.config.room_bank):
+                with _seeded_globals(draws):  # draws the room and computes its impulse response
+                    room.randomize_parameters(np.zeros(self.sample_rate // 10, np.float32), self.sample_rate)
+                self._rooms.append(np.asarray(room.room.rir[0][0], dtype=np.float32))
+        rir = self._rooms[rng.randrange(len(self._rooms))]
+        return fftconvolve(wave, rir)[: len(wave)].astype(np.float32)
+
+    def __getstate__(self) -> dict:  # DataLoader workers rebuild the transforms (and their own bank)
+        return {**self.__dict__, "_steps": None, "_rooms": None}
 
 
 def _match_rms(wet: np.ndarray, dry: np.ndarray) -> np.ndarray:

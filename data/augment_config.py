@@ -12,6 +12,9 @@ class AugmentConfig:
     room_prob: float = 0.5  # a simulated small room (image sources up to ``room_order`` reflections)
     room_order: int = 6
     room_absorption: list[float] = field(default_factory=lambda: [0.1, 0.4])  # wall absorption range
+    # rooms simulated once per loader worker (fixed seed), one drawn per crop: a fresh simulation costs
+    # ~28 ms of CPU per crop, a tenth of the codec's update on two cores (benchmarks/cpu_step.py). 0: a new room per crop
+    room_bank: int = 64
     # a high shelf (corner drawn from ``tilt_corner_hz``, gain from ``tilt_db``): darker or brighter recordings.
     # The 8 alsa-utils speech recordings are darker than the espeak corpus: ~10 dB less at 2-4 kHz relative to <500 Hz
     tilt_prob: float = 0.5
@@ -37,5 +40,7 @@ class AugmentConfig:
                 raise ValueError(f"augment.{key}: a range [low, high], got {list(lo_hi)}")
         if not 0.0 < self.room_absorption[0] <= self.room_absorption[1] <= 1.0:
             raise ValueError(f"augment.room_absorption: within (0, 1], got {list(self.room_absorption)}")
+        if self.room_bank < 0:
+            raise ValueError(f"augment.room_bank: a number of rooms >= 0, got {self.room_bank}")
         if self.tilt_corner_hz[0] <= 0:
             raise ValueError(f"augment.tilt_corner_hz: positive frequencies, got {list(self.tilt_corner_hz)}")

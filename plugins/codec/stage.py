@@ -25,6 +25,7 @@ from torch import Tensor
 
 from soundstage.plugins.roles import CodecStage
 from soundstage.lr_schedule import warmup_anneal
+from soundstage.optim import adamw
 from soundstage.stage import StageContext
 
 from .config import SoundStreamConfig
@@ -121,8 +122,8 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
     # --- training ---------------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.config
-        g_opt = torch.optim.AdamW(self.codec.parameters(), lr=c.lr, betas=tuple(c.betas))
-        d_opt = torch.optim.AdamW(self.discriminators.parameters(), lr=c.disc_lr, betas=tuple(c.betas))
+        g_opt = adamw(self.codec.parameters(), lr=c.lr, betas=tuple(c.betas))
+        d_opt = adamw(self.discriminators.parameters(), lr=c.disc_lr, betas=tuple(c.betas))
         # per generator update (both schedulers step once per update); the anneal follows the trainer's budget
         factor = warmup_anneal(self._trainer, c.lr_warmup_steps, c.min_lr_ratio, c.lr_anneal_fraction, c.lr_decay)
         g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, factor)

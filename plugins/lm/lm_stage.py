@@ -14,6 +14,7 @@ from soundstage.errors import SoundstageError
 from soundstage.stage import Stage, StageContext
 from soundstage.token_contract import TokenStream, streams_problems
 from soundstage.lr_schedule import warmup_anneal
+from soundstage.optim import adamw
 
 from soundstage.data.token_batch import TokenBatch
 
@@ -170,7 +171,7 @@ class LMStage(LMSpec, Stage):
         cfg = self.config.optim
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
-        optimizer = torch.optim.AdamW(
+        optimizer = adamw(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr,
             betas=(cfg.beta1, cfg.beta2),

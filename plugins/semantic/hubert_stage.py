@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from soundstage.errors import SoundstageError
 from soundstage.lr_schedule import warmup_anneal
+from soundstage.optim import adamw
 from soundstage.stage import Stage, StageContext
 
 from .configs import HubertStageConfig
@@ -118,7 +119,7 @@ class HubertStage(HubertSpec, Stage):
         c = self.config
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2]
-        opt = torch.optim.AdamW(
+        opt = adamw(
             [{"params": decay, "weight_decay": c.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=c.lr, betas=tuple(c.betas),
         )

@@ -1,4 +1,5 @@
 """Training-crop augmentation: reproducible from the stream's RNG, level-safe, off for validation."""
+import pickle
 import random
 
 import numpy as np
@@ -122,3 +123,23 @@ def test_datamodule_augments_training_crops_only(tmp_path):
     # a DataLoader worker process rebuilds the transforms and draws the same degradations
     for a, w in zip(aug_train, batches(on, "train", workers=1)):
         torch.testing.assert_close(a, w, rtol=0, atol=0)
+
+
+def test_room_bank_is_drawn_once_the_same_in_every_worker_and_varied():
+    x = _speechlike()
+    banked = _only("room", room_bank=8)
+    fresh = _only("room", room_bank=0)
+    wet = banked(x, random.Random(0))
+    assert len(banked._rooms) == 8
+    assert _rms(wet) == pytest.approx(_rms(x), rel=1e-3) and not np.allclose(wet, x)
+    assert not np.allclose(fresh(x, random.Random(0)), x) and fresh._rooms is None
+    worker = pickle.loads(pickle.dumps(banked))  # a DataLoader worker's copy draws its own bank
+    assert worker._rooms is None
+    np.testing.assert_array_equal(worker(x, random.Random(0)), wet)
+    tails = {round(float(np.abs(rir).sum()), 4) for rir in banked._rooms}
+    assert len(tails) == 8  # eight different rooms
+    impulse = np.zeros(4000, np.float32)
+    impulse[0] = 1.0
+    rir = banked._rooms[random.Random(5).randrange(8)]
+    expected = np.pad(rir, (0, max(0, 4000 - len(rir))))[:4000]  # the room's impulse response, cut to the crop
+    np.testing.assert_allclose(banked._banked_room(impulse, random.Random(5)), expected, atol=1e-6)

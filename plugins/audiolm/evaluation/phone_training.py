@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from soundstage.lr_schedule import warmup_anneal
+from soundstage.optim import adamw
 from soundstage.data.utterances import Utterance
 
 from .conv_encoder import ConvEncoder, spec_augment
@@ -37,7 +38,7 @@ class CTCModule(L.LightningModule):
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         c = self.config
-        opt = torch.optim.AdamW(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        opt = adamw(self.model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_anneal(self.trainer, 100, 0.02))  # cosine over max_steps / max_minutes
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

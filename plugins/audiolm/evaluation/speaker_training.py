@@ -8,6 +8,7 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from soundstage.lr_schedule import warmup_anneal
+from soundstage.optim import adamw
 from soundstage.data.utterances import Utterance, by_voice
 
 from .conv_encoder import spec_augment
@@ -58,7 +59,7 @@ class _AMSoftmaxModule(L.LightningModule):
 
     def configure_optimizers(self):  # type: ignore[no-untyped-def]
         c = self.config
-        opt = torch.optim.AdamW(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        opt = adamw(self.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_anneal(self.trainer, 100, 0.02))  # cosine over max_steps / max_minutes
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
