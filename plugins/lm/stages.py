@@ -6,7 +6,7 @@ window are generated in sliding windows (semantic, coarse) or independent chunks
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -143,29 +143,74 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
             codes = drawn.view(B, n, Qc, -1)[torch.arange(B, device=device), cost.argmin(dim=1).to(device)]
         return codes
 
-    def _extend(self, semantic: Tensor, codes: Tensor, total: int, sampling: CoarseSamplingConfig,
-                generator: torch.Generator | None) -> Tensor:
-        """Codes [B, Q', t] -> [B, Q', total], sampled window by window."""
-        Ts = semantic.shape[1]
+    def _windows(self, t: int, total: int) -> Iterator[tuple[int, int, int]]:
+        """(s0, a0, a1) of each window that makes frames t..total: semantic ids from s0, frames a0..a1, of
+        which those from the previous window's a1 (first: t) are new. Each keeps half a window of
+        earlier frames as context and starts on a semantic id."""
         ratio = self.config.acoustic_rate / self.config.semantic_rate
-        win_s, win_a = self.window()
-        ranges = [self.layout.level_range(q) for q in range(self.config.num_coarse_quantizers)]
-        while codes.shape[-1] < total:
-            t = codes.shape[-1]
-            # Window start: keep half a window of generated context, aligned to a semantic token.
+        _, win_a = self.window()
+        while t < total:
             a0 = min(max(0, t - win_a // 2), max(0, total - win_a))
             s0 = int(a0 / ratio + 1e-9)
             while round(s0 * ratio) + win_a <= t:  # tiny windows: make sure this one adds frames
                 s0 += 1
             a0 = round(s0 * ratio)
-            a1 = min(total, a0 + win_a)
-            window = semantic[:, s0 : min(Ts, s0 + win_s)]
+            yield s0, a0, min(total, a0 + win_a)
+            t = min(total, a0 + win_a)
+
+    def _extend(self, semantic: Tensor, codes: Tensor, total: int, sampling: CoarseSamplingConfig,
+                generator: torch.Generator | None) -> Tensor:
+        """Codes [B, Q', t] -> [B, Q', total], sampled window by window."""
+        win_s, _ = self.window()
+        ranges = [self.layout.level_range(q) for q in range(self.config.num_coarse_quantizers)]
+        for s0, a0, a1 in self._windows(codes.shape[-1], total):
+            t = codes.shape[-1]
+            window = semantic[:, s0 : s0 + win_s]
             seq = self.layout.encode(window, codes[:, :, a0:t])
             cond = self.layout.conditions(window, a1 - a0) if self.layout.num_conditions else None
             none = self.layout.unconditioned(cond) if cond is not None and sampling.guidance != 1.0 else None
             new = decode(self.model, seq, ranges * (a1 - t), sampling, generator, cond, none)  # [B, Q'*(a1-t)]
             codes = torch.cat([codes, self.layout.tokens_to_codes(new)], dim=-1)
         return codes
+
+    @torch.inference_mode()
+    def teacher_forced(self, semantic: Tensor, codes: Tensor, guidance: float | None = None) -> Tensor:
+        """The most likely code of every coarse position given the true codes before it: [B, Q', Ta].
+
+        ``codes`` [B, >=Q', Ta]: the true codes of semantic ids [B, Ts]. The windows, conditions and
+        guidance are those ``generate`` uses; only the history differs (the truth instead of the
+        model's own samples). Compared with the truth this is the stage's accuracy; the gap between
+        these codes and generated ones is what feeding back its own samples (drift) costs.
+        """
+        device, Qc = _device(self), self.config.num_coarse_quantizers
+        semantic, codes = semantic.to(device), codes[:, :Qc].to(device)
+        g = self._sampling(None, None, None, guidance).guidance
+        win_s, _ = self.window()
+        lo = torch.tensor([self.layout.level_range(q)[0] for q in range(Qc)], device=device)
+        level_of = torch.arange(self.layout.vocab_size, device=device)  # token id -> its level (-1: not a code)
+        level_of = torch.where(level_of >= lo[0], (level_of - lo[0]) // self.config.codebook_size, -1)
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        try:
+            for s0, a0, a1 in self._windows(0, codes.shape[-1]):
+                window = semantic[:, s0 : s0 + win_s]
+                seq = self.layout.encode(window, codes[:, :, a0:a1])
+                cond = self.layout.conditions(window, a1 - a0) if self.layout.num_conditions else None
+                logits = self.model(seq, conditions=cond).float()
+                if cond is not None and g != 1.0:
+                    none = self.model(seq, conditions=self.layout.unconditioned(cond)).float()
+                    logits = none + g * (logits - none)
+                t = sum(x.shape[-1] for x in out)  # frames predicted so far; this window's new ones are t..a1
+                # position p predicts token p + 1; acoustic token j sits at len(window) + 1 + j
+                first = window.shape[-1] + (t - a0) * Qc
+                pred = logits[:, first : window.shape[-1] + (a1 - a0) * Qc]  # [B, Q'*(a1-t), V]
+                levels = torch.arange(pred.shape[1], device=device) % Qc
+                pred = pred.masked_fill(level_of[None, None, :] != levels[None, :, None], float("-inf"))
+                out.append(self.layout.tokens_to_codes(pred.argmax(-1)))
+        finally:
+            self.model.train(was_training)
+        return torch.cat(out, dim=-1)
 
 
 class FineLMStage(FineLMSpec, LMStage):

@@ -56,8 +56,20 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     if probe_ok:
         tokens = f"not the semantic tokens: a probe on the ids alone reads them at PER {probe:.2f}"
     why = f"the acoustic LMs do not follow the semantic tokens (see their validation curves), {tokens}"
+    forced = _num(ceiling, "teacher_forced_per")
     if first_per is not None and target is not None:
-        if first_per <= target:  # the first step's levels alone would pass: the first step is what fails
+        if first_per <= target and forced is not None:  # split the first step's loss: accuracy, then drift
+            accuracy = " / ".join(f"{a:.2f}" for a in ceiling.get("teacher_forced_accuracy", []))
+            where = (f"its accuracy is the limit: its most likely codes given the true history already read at "
+                     f"PER {forced:.2f}, above the target (level accuracy {accuracy}): train it longer or larger"
+                     if forced > target else
+                     f"generating from its own samples is the limit: given the true history its codes read at PER "
+                     f"{forced:.2f}, within the target (level accuracy {accuracy}), and drift takes it to "
+                     f"{resyn:.2f}: sampling.guidance, aligned_context, input_noise (docs/training_guide.md)"
+                     if resyn is not None else f"given the true history its codes read at PER {forced:.2f}")
+            why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, within the target, "
+                   f"so {first_stage} loses the rest; {where}; {tokens}")
+        elif first_per <= target:  # the first step's levels alone would pass: the first step is what fails
             why = (f"the codec's first {first_levels} level(s) alone read at PER {first_per:.2f}, within the target: "
                    f"{first_stage} does not follow the semantic tokens (see its per-level validation accuracy; "
                    "a coarse LM that drifts from them while generating: aligned_semantic, aligned_context, "

@@ -13,6 +13,9 @@ part after the prompt to the prompt, and acoustic consistency (its first second 
 Beside the table, ``first_levels``: the codec's reconstruction from only the RVQ levels the acoustic
 generator's first step makes (the coarse LM's levels; SoundStorm's level 0), the rest dropped. It is
 the content ceiling of that step, so a failed resynthesis can be blamed on it or on the later levels.
+For a coarse LM, also ``teacher_forced``: the reconstruction from its most likely codes given the true
+codes before each (its accuracy, per level), so what is left between that and resynthesis is what
+generating from its own samples costs (drift).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from .speaker_embedding import SpeakerEmbedding
 
 ROWS = ("original", "codec", "resynthesis", "resynthesis_prompted", "continuation")
 FIRST_LEVELS = "codec_first_levels"  # the clip output that holds the first-step ceiling (not a table row)
+TEACHER_FORCED = "coarse_lm_teacher_forced"  # the coarse LM's argmax codes given the true history, decoded
 
 
 def first_step_levels(generator: Any) -> int:
@@ -60,6 +64,7 @@ class Clip:
     phones: list[str]
     phones_after_prompt: list[str]
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # row -> wave [T'] (continuation: generated part)
+    teacher_forced_accuracy: list[float] = field(default_factory=list)  # per coarse level: argmax == true code
 
 
 def select_clips(utterances: list[Utterance], sample_rate: int, cfg: ProtocolConfig) -> list[Clip]:
@@ -101,8 +106,14 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
         rng = torch.Generator(device=device).manual_seed(cfg.seed + start)
         codes = gen.codec.encode(wave, num_quantizers=Q)
         codec = gen.codec.decode(codes)
-        first = gen.codec.decode(codes[:, : first_step_levels(gen)])
+        levels = first_step_levels(gen)
+        first = gen.codec.decode(codes[:, :levels])
         ids = gen.semantic_tokenizer.encode(wave)  # [B, Ts]
+        forced = None
+        if gen.soundstorm is None:
+            predicted = gen.coarse_lm.teacher_forced(ids, codes, guidance=gen.sampling["coarse"].get("guidance"))
+            forced = gen.codec.decode(predicted.to(codes.device))
+            accuracy = (predicted.cpu() == codes[:, :levels].cpu()).float().mean(-1)  # [B, Q']
         resyn = gen.from_semantic(ids, generator=rng)
         prompted = gen.from_semantic(ids, generator=rng, prompt=wave[:, :prompt_n])
         cont = gen.continue_audio(wave[:, :prompt_n], cfg.continuation_seconds, include_prompt=False, generator=rng)
@@ -110,6 +121,9 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
             c.outputs = {"original": c.wave, "codec": _np(codec[i]), "resynthesis": _np(resyn[i]),
                          "resynthesis_prompted": _np(prompted[i]), "continuation": _np(cont[i]),
                          FIRST_LEVELS: _np(first[i])}
+            if forced is not None:
+                c.outputs[TEACHER_FORCED] = _np(forced[i])
+                c.teacher_forced_accuracy = accuracy[i].tolist()
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -164,6 +178,10 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
     if first_levels is not None and phones is not None and all(FIRST_LEVELS in c.outputs for c in clips):
         hyp = phones.transcribe([torch.from_numpy(c.outputs[FIRST_LEVELS]) for c in clips])
         ceiling = {"levels": first_levels, "per": phone_error_rate(hyp, [c.phones for c in clips])}
+        if all(TEACHER_FORCED in c.outputs for c in clips):
+            hyp = phones.transcribe([torch.from_numpy(c.outputs[TEACHER_FORCED]) for c in clips])
+            ceiling["teacher_forced_per"] = phone_error_rate(hyp, [c.phones for c in clips])
+            ceiling["teacher_forced_accuracy"] = np.mean([c.teacher_forced_accuracy for c in clips], axis=0).round(4).tolist()
     return {"rows": table, "references": refs, "first_levels": ceiling, "clips": len(clips),
             "clip_seconds": round(len(clips[0].wave) / sample_rate, 3) if clips else 0.0,
             "prompt_seconds": cfg.prompt_seconds, "continuation_seconds": cfg.continuation_seconds}

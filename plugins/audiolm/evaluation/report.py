@@ -90,6 +90,11 @@ def _protocol_table(protocol: dict[str, Any]) -> str:
     ceiling = (f" The codec's reconstruction from only its first {first['levels']} RVQ level(s), the ones the acoustic "
                f"generator makes first, reads at PER {_fmt(first.get('per'))}: the content ceiling of that step."
                if first.get("levels") else "")
+    if first.get("teacher_forced_per") is not None:
+        accuracy = " / ".join(_fmt(a) for a in first.get("teacher_forced_accuracy", []))
+        ceiling += (f" The coarse LM's most likely codes given the true ones before each (accuracy per level {accuracy}) "
+                    f"read at PER {_fmt(first['teacher_forced_per'])}: what is left between that and resynthesis "
+                    "is what generating from its own samples costs.")
     return (
         f"<h2>AudioLM's table ({protocol.get('clips')} held-out clips of {_fmt(protocol.get('clip_seconds'))} s, "
         f"{_fmt(protocol.get('prompt_seconds'))} s prompts)</h2><table>{head}{body}</table>"

@@ -46,6 +46,21 @@ def test_coarse_lm_overfits_and_regenerates_the_codes():
     assert metrics["val/acc"] == 1.0 and metrics["val/loss"] < 0.1
     assert {f"val/level{q}/acc" for q in range(QC)} <= set(metrics)  # per RVQ level
     assert torch.equal(stage.generate(semantic, temperature=0.0), acoustic[:, :QC])
+    assert torch.equal(stage.teacher_forced(semantic, acoustic), acoustic[:, :QC])  # it learned every position
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.5])
+def test_teacher_forced_codes_are_generations_own_when_the_truth_is_its_greedy_output(guidance):
+    """Given its own greedy codes as the truth, the teacher-forced argmax reproduces them: same windows
+    (several here), conditions, guidance and level ranges as generation; only the history's source differs."""
+    torch.manual_seed(0)
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True, aligned_context=1, condition_dropout=0.1)).eval()
+    semantic = torch.randint(0, SEM_VOCAB, (2, 25), generator=torch.Generator().manual_seed(3))  # 2.5 s: 50 frames
+    greedy = stage.generate(semantic, temperature=0.0, guidance=guidance)
+    assert greedy.shape == (2, QC, 50)  # windows of 20 frames: the walk takes several
+    assert torch.equal(stage.teacher_forced(semantic, greedy, guidance=guidance), greedy)
+    shuffled = greedy[..., torch.randperm(50, generator=torch.Generator().manual_seed(0))]
+    assert not torch.equal(stage.teacher_forced(semantic, shuffled, guidance=guidance), shuffled)
 
 
 def test_fine_lm_overfits_and_regenerates_the_fine_levels():

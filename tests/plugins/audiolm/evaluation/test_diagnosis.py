@@ -58,6 +58,18 @@ def test_the_first_steps_ceiling_says_which_acoustic_step_fails():
     assert "above the target" in why and "later levels" in why
 
 
+def test_the_coarse_lms_teacher_forced_codes_split_its_loss_into_accuracy_and_drift():
+    figures = _figures(0.18, 0.5, 0.85, 0.8, 30.0)  # codec 0.18: resynthesis target 0.36
+    figures["roles"] = {"codec": "codec", "coarse_lm": "coarse_lm", "fine_lm": "fine_lm", "semantic_lm": "semantic_lm"}
+    figures["protocol"]["first_levels"] = {"levels": 3, "per": 0.2, "teacher_forced_per": 0.42,
+                                           "teacher_forced_accuracy": [0.49, 0.13, 0.05]}
+    why = _by_stage(diagnose(figures))["resynthesis"]["if_failed"]
+    assert "its accuracy is the limit" in why and "PER 0.42" in why and "0.49 / 0.13 / 0.05" in why
+    figures["protocol"]["first_levels"]["teacher_forced_per"] = 0.3  # within the target: generating loses the rest
+    why = _by_stage(diagnose(figures))["resynthesis"]["if_failed"]
+    assert "generating from its own samples is the limit" in why and "drift takes it to 0.50" in why
+
+
 def test_the_probe_on_the_semantic_ids_says_whether_the_tokens_or_the_acoustic_stages_lose_the_phones():
     figures = _figures(0.18, 0.5, 0.85, 0.8, 30.0, probe_per=0.45)  # target 0.36: the ids alone read worse
     checks = _by_stage(diagnose(figures))

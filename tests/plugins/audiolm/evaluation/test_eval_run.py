@@ -147,6 +147,8 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
     else:
         assert words is None and any("pocketsphinx" in n for n in figures["notes"])
     assert protocol["first_levels"]["levels"] == 2 and 0 <= protocol["first_levels"]["per"]
+    assert 0 <= protocol["first_levels"]["teacher_forced_per"] and len(protocol["first_levels"]["teacher_forced_accuracy"]) == 2
+    assert all(0 <= a <= 1 for a in protocol["first_levels"]["teacher_forced_accuracy"])
     checks = {c["stage"]: c for c in figures["diagnosis"]}
     assert {"codec", "coarse_lm", "semantic_lm", "evaluation"} <= set(checks)
     for c in figures["diagnosis"]:  # two steps of training: each check measured, and judged unless an upstream one fails
@@ -192,4 +194,5 @@ def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
     rows = figures["protocol"]["rows"]
     assert 0 <= rows["resynthesis"]["per"] and -1 <= rows["continuation"]["speaker_similarity"] <= 1
     assert figures["protocol"]["first_levels"]["levels"] == 1  # SoundStorm makes level 0 first
+    assert "teacher_forced_per" not in figures["protocol"]["first_levels"]  # a coarse LM's figure only
     assert any(c["stage"] == "soundstorm" for c in figures["diagnosis"])  # the voice check names the generator
