@@ -91,6 +91,19 @@ def _train_into(out: Path, train_shards: str, sample_rate: int, phone_cfg: Phone
     (out / "facts.json").write_text(json.dumps(facts, indent=2) + "\n")
 
 
+def undertrained(facts: dict[str, Any], phone_cfg: PhoneRecognizerConfig, speaker_cfg: SpeakerEmbeddingConfig) -> list[str]:
+    """A note for each cached measuring model that its ``max_minutes`` guard stopped short of its steps
+    (a busy machine): its figures are on another scale than a fully trained model's."""
+    notes = []
+    for key, cfg, name in (("phones", phone_cfg, "phone recognizer"), ("speaker", speaker_cfg, "speaker model")):
+        steps = (facts.get(key) or {}).get("steps")
+        if steps is not None and steps < cfg.max_steps:
+            notes.append(f"the {name} stopped at {steps} of {cfg.max_steps} steps (its {cfg.max_minutes:g}-minute guard): "
+                         f"its figures are not comparable with a fully trained one's; delete {facts.get('cache_dir')} "
+                         "to train it again on a quieter machine")
+    return notes
+
+
 def _load(path: Path) -> EvalModels:
     from safetensors.torch import load_file
 

@@ -23,7 +23,7 @@ from soundstage.data.utterances import Utterance, read_utterances
 from .codec_eval import codec_metrics
 from .curves import stage_curves
 from .diagnosis import diagnose
-from .eval_models import EvalModels, load_or_train
+from .eval_models import EvalModels, load_or_train, undertrained
 from .lm_eval import lm_validation
 from .media import write_spectrogram
 from .ngram_baseline import ngram_baselines
@@ -98,6 +98,7 @@ def evaluate_run(run_dir: str | Path, config: EvalConfig | None = None, log: Cal
 
     models = load_or_train(train_shards, sr, cfg.phones, cfg.speaker, cfg.cache_dir, cfg.max_train_utterances, log)
     figures["measuring_models"] = models.facts
+    figures["notes"] += undertrained(models.facts, cfg.phones, cfg.speaker)
     clips = select_clips(held_out, sr, cfg.protocol)
     if clips:
         _protocol(run, cfg, clips, models, figures, log, held_out)

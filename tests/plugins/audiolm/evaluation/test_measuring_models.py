@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from soundstage.plugins.audiolm.evaluation.eval_models import load_or_train
+from soundstage.plugins.audiolm.evaluation.eval_models import load_or_train, undertrained
 from soundstage.plugins.audiolm.evaluation.phone_recognizer import PhoneRecognizerConfig, phone_error_rate, phone_sequence
 from soundstage.plugins.audiolm.evaluation.phone_training import train_phone_recognizer
 from soundstage.plugins.audiolm.evaluation.speaker_embedding import SpeakerEmbeddingConfig
@@ -87,3 +87,11 @@ def test_measuring_models_are_cached_per_corpus(tmp_path, corpus):
     logs.clear()
     load_or_train(str(tmp_path / "train2"), SR, tiny_p, tiny_s, tmp_path / "cache", log=logs.append)
     assert any("training the phone" in m for m in logs)
+
+
+def test_a_measuring_model_its_time_guard_stopped_is_named_in_the_notes():
+    phones, speaker = PhoneRecognizerConfig(max_steps=600, max_minutes=60), SpeakerEmbeddingConfig(max_steps=500)
+    facts = {"phones": {"steps": 323}, "speaker": {"steps": 500}, "cache_dir": "/cache/eval-models-x"}
+    notes = undertrained(facts, phones, speaker)
+    assert len(notes) == 1 and "phone recognizer stopped at 323 of 600 steps" in notes[0] and "/cache/eval-models-x" in notes[0]
+    assert undertrained(facts | {"phones": {"steps": 600}}, phones, speaker) == []
