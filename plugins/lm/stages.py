@@ -186,9 +186,9 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
         semantic, codes = semantic.to(device), codes[:, :Qc].to(device)
         g = self._sampling(None, None, None, guidance).guidance
         win_s, _ = self.window()
-        lo = torch.tensor([self.layout.level_range(q)[0] for q in range(Qc)], device=device)
+        first_code = self.layout.level_range(0)[0]
         level_of = torch.arange(self.layout.vocab_size, device=device)  # token id -> its level (-1: not a code)
-        level_of = torch.where(level_of >= lo[0], (level_of - lo[0]) // self.config.codebook_size, -1)
+        level_of = torch.where(level_of >= first_code, (level_of - first_code) // self.config.codebook_size, -1)
         was_training = self.model.training
         self.model.eval()
         out = []
