@@ -186,12 +186,10 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
         semantic, codes = semantic.to(device), codes[:, :Qc].to(device)
         g = self._sampling(None, None, None, guidance).guidance
         win_s, _ = self.window()
-        first_code = self.layout.level_range(0)[0]
-        level_of = torch.arange(self.layout.vocab_size, device=device)  # token id -> its level (-1: not a code)
-        level_of = torch.where(level_of >= first_code, (level_of - first_code) // self.config.codebook_size, -1)
+        ranges = [self.layout.level_range(q) for q in range(Qc)]
         was_training = self.model.training
         self.model.eval()
-        out = []
+        out, t = [], 0  # t: frames predicted so far; each window's new ones are t..a1
         try:
             for s0, a0, a1 in self._windows(0, codes.shape[-1]):
                 window = semantic[:, s0 : s0 + win_s]
@@ -201,13 +199,11 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
                 if cond is not None and g != 1.0:
                     none = self.model(seq, conditions=self.layout.unconditioned(cond)).float()
                     logits = none + g * (logits - none)
-                t = sum(x.shape[-1] for x in out)  # frames predicted so far; this window's new ones are t..a1
                 # position p predicts token p + 1; acoustic token j sits at len(window) + 1 + j
                 first = window.shape[-1] + (t - a0) * Qc
-                pred = logits[:, first : window.shape[-1] + (a1 - a0) * Qc]  # [B, Q'*(a1-t), V]
-                levels = torch.arange(pred.shape[1], device=device) % Qc
-                pred = pred.masked_fill(level_of[None, None, :] != levels[None, :, None], float("-inf"))
-                out.append(self.layout.tokens_to_codes(pred.argmax(-1)))
+                frames = logits[:, first : first + (a1 - t) * Qc].unflatten(1, (a1 - t, Qc))  # [B, a1-t, Q', V]
+                out.append(torch.stack([frames[:, :, q, lo:hi].argmax(-1) for q, (lo, hi) in enumerate(ranges)], dim=1))
+                t = a1
         finally:
             self.model.train(was_training)
         return torch.cat(out, dim=-1)
