@@ -98,7 +98,7 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     codec_voice = _num(rows, "codec", "speaker_similarity")
     voiceless = None
     if codec_voice is not None and target is not None and codec_voice < target:
-        voiceless = f"the codec's own reconstructions miss the voice target ({codec_voice:.2f} < {target:.2f}): fix the codec first"
+        voiceless = f"the codec's own reconstructions miss the voice target ({codec_voice:.3f} < {target:.3f}): fix the codec first"
     add(f"continuation keeps the prompt's voice (>= {VOICE_SHARE} x same-speaker, well above different-speaker)", cont,
         target, None if cont is None or target is None else cont >= target, voice_stage,
         "the acoustic generator does not carry the acoustic prompt's voice into the continuation", voiceless)

@@ -21,11 +21,13 @@ def one_utterance() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randint(0, SEM_VOCAB, (1, WINDOW_FRAMES // 2), generator=g), torch.randint(0, CODEBOOK, (1, Q, WINDOW_FRAMES), generator=g)
 
 
-def test_a_tiny_model_overfits_one_utterance_and_greedy_decoding_returns_it():
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # bf16 autocast: speech_small_soundstorm's setting
+def test_a_tiny_model_overfits_one_utterance_and_greedy_decoding_returns_it(precision):
     semantic, acoustic = one_utterance()
     torch.manual_seed(0)
     stage = SoundStormStage(soundstorm_config(model={"d_model": 64, "n_layer": 2, "n_head": 2, "conv_kernel": 3}))
-    trainer = quick_trainer(300, limit_val_batches=2, val_check_interval=300, check_val_every_n_epoch=None)
+    trainer = quick_trainer(300, limit_val_batches=2, val_check_interval=300, check_val_every_n_epoch=None,
+                            precision=precision)
     trainer.fit(stage, InMemoryTokens(semantic, acoustic, batch_size=8, repeat=16))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     assert metrics["val/acc"] == 1.0 and metrics["val/loss"] < 0.1
