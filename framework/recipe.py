@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from .config import RangeError, build_config, check_ranges, config_to_dict
 from .dag import topological_order
 from .errors import RecipeError, SoundstageError
+from .precision import PRECISIONS
 from .recipe_schema import DataConfig, RecipeSchema
 from .registry import get_spec, get_stage
 from .token_contract import TOKEN_KINDS, TokenStream, streams_problems
@@ -238,6 +239,8 @@ def check_trainer(trainer: TrainerConfig, where: str, source: str) -> None:
             value = getattr(trainer, key)
             if value is not None and value != -1 and value < 1:
                 raise RangeError(key, f"must be -1 (no limit) or >= 1, got {value}")
+        if trainer.precision not in PRECISIONS:
+            raise RangeError("precision", f"must be one of {', '.join(PRECISIONS)}; got {trainer.precision!r}")
         if trainer.num_sanity_val_steps < -1:
             raise RangeError("num_sanity_val_steps", f"must be -1 (all) or >= 0, got {trainer.num_sanity_val_steps}")
     except RangeError as exc:

@@ -14,7 +14,7 @@ class TrainerConfig:
     devices: Any = "auto"  # int, list of ids or "auto"
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | ddp_spawn | fsdp | ...
-    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
+    precision: str = "32-true"  # auto (bf16-mixed where the device computes bf16, else 32-true) | 32-true | bf16-mixed | 16-mixed
     max_steps: int = -1
     max_epochs: Optional[int] = None
     max_time: Optional[str] = None  # wall-clock budget "DD:HH:MM:SS"; training stops at whichever limit comes first
@@ -57,6 +57,7 @@ def build_trainer(
 
     quiet_lightning()
     stage_dir = Path(stage_dir)
+    precision = training_precision(config, stage_dir.name)
     ckpt_dir = stage_dir / "checkpoints"
     every = max(1, config.checkpoint_every_n_steps)
     callbacks: list[Any] = [
@@ -82,7 +83,7 @@ def build_trainer(
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy=config.strategy,
-        precision=config.precision,
+        precision=precision,
         max_steps=config.max_steps,
         max_epochs=config.max_epochs,
         max_time=config.max_time,
@@ -110,6 +111,22 @@ def build_trainer(
     except (ValueError, TypeError, MisconfigurationException) as exc:  # bad accelerator/strategy/precision combos
         raise SoundstageError(f"stage {stage_dir.name!r}: cannot build the Trainer from the trainer keys: {exc}") from exc
     return trainer
+
+
+def training_precision(config: TrainerConfig, stage: str) -> str:
+    """``config.precision`` with ``auto`` resolved for this machine; says what ``auto`` chose, and warns
+    when bf16 was asked for on a CPU that only emulates it (a time-budgeted stage would train ~30x fewer steps)."""
+    from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+    from .precision import is_bf16, native_bf16, resolve_precision, uses_cuda
+
+    precision = resolve_precision(config.precision, config.accelerator)
+    if config.precision == "auto":
+        rank_zero_info(f"stage {stage!r}: trainer.precision auto -> {precision}")
+    elif is_bf16(precision) and not uses_cuda(config.accelerator) and not native_bf16(config.accelerator):
+        rank_zero_warn(f"stage {stage!r}: trainer.precision {precision} on a CPU without bf16 instructions "
+                       "(no AMX / AVX512-BF16) is emulated and far slower than fp32; use trainer.precision=auto")
+    return precision
 
 
 def _interval(value: float | None) -> int | float | None:

@@ -74,6 +74,7 @@ def test_defaults_include_and_extend(tmp_path):
         ("stages.a.needs=[b]", r"'needs' form a cycle: a -> b -> a"),
         ("trainer.max_step=3", r"key 'trainer.max_step': unknown key \(did you mean 'max_steps'\? valid keys of TrainerConfig"),
         ("stages.a.trainer.precison=16", r"key 'stages.a.trainer.precison': unknown key"),
+        ("stages.a.trainer.precision=bf16-mix", r"key 'stages.a.trainer.precision': must be one of auto, .*bf16-mixed"),
         ("data.sample_rate=fast", r"key 'data.sample_rate'"),
     ],
 )
