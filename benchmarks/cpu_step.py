@@ -6,7 +6,8 @@ Measured in one process on the recipe's own model sizes (random inputs of the re
   stages now use (``soundstage.optim``);
 - ``coarse_lm``: a training step (forward, backward, fused AdamW) in fp32 and under bf16 autocast
   (``trainer.precision: bf16-mixed``), next to a 2048^3 matmul in each dtype: CPUs with AMX run bf16
-  matmuls several times faster than fp32.
+  matmuls several times faster than fp32, CPUs without bf16 instructions (AVX2 only) emulate them
+  tens of times slower (what ``trainer.precision: auto`` avoids);
 - ``soundstorm``: the same for ``speech_small_soundstorm``'s acoustic stage (d 256 x 4 Conformer blocks,
   400-frame windows of 8 levels), whose depthwise convolutions and per-level heads are not all matmuls;
 - ``augment``: CPU milliseconds per training crop of the data workers' degradations (a fresh simulated
@@ -27,6 +28,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 from timing import best_time
+
+from soundstage.precision import cpu_has_native_bf16, resolve_precision
 
 from soundstage.data.augment import AugmentConfig, Augmenter
 from soundstage.plugins.codec.presets import preset_config
@@ -146,7 +149,10 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(parts))
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {sorted(parts)}")
-    out = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    out = {"threads": torch.get_num_threads(), "torch": torch.__version__,
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+           "native_bf16": cpu_has_native_bf16(),  # what trainer.precision: auto reads
+           "precision_auto": resolve_precision("auto", "cpu")}
     out.update({name: parts[name]() for name in chosen})
     print(json.dumps(out, indent=2))
 
