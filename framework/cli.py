@@ -26,8 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", help="comma-separated subset of stages to run")
     p.add_argument("--restart", default="", help="comma-separated stages to forget and train again")
     p.add_argument("--run-dir", help="run directory (default: <run_root>/<recipe name>)")
+    p.add_argument("--reuse-from", metavar="RUN_DIR",
+                   help="another run directory: link in its finished stages that this recipe would make the same, "
+                        "train the rest (ablate one stage without retraining its upstream)")
     p.add_argument("--dry-run", action="store_true",
-                   help="print what each stage would do (train, resume, skip, or refused as stale) and change nothing")
+                   help="print what each stage would do (train, resume, skip, reuse, or refused as stale) and change nothing")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("fit", help="train one stage of a recipe (its needs must be done)")
@@ -84,19 +87,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = PipelineRunner(load_recipe(args.recipe, args.overrides), args.run_dir)
     if args.dry_run:
-        return _dry_run(pipeline, _split(args.stages) or None, _split(args.restart))
-    results = pipeline.run(_split(args.stages) or None, restart=_split(args.restart))
+        return _dry_run(pipeline, _split(args.stages) or None, _split(args.restart), args.reuse_from)
+    results = pipeline.run(_split(args.stages) or None, restart=_split(args.restart), reuse_from=args.reuse_from)
     pipeline.log("summary: " + ", ".join(f"{r.name}={r.status}" for r in results) + f" (run dir: {pipeline.run_dir})")
     return 0
 
 
-def _dry_run(pipeline, stages: list[str] | None, restart: list[str]) -> int:
+def _dry_run(pipeline, stages: list[str] | None, restart: list[str], reuse_from: str | None = None) -> int:
     """Print the plan; exit 2 (with the refusal a real run would give) when the run would not start."""
     from .memory import check_memory
     from .run_lock import lock_holder
     from .run_plan import BUILDS, check_plan, format_plan
 
-    pipeline.run(stages, restart=restart, dry_run=True)
+    pipeline.run(stages, restart=restart, dry_run=True, reuse_from=reuse_from)
     print(f"dry run: {pipeline.run_dir}")
     print(format_plan(pipeline.statuses))
     holder = lock_holder(pipeline.run_dir)

@@ -30,6 +30,7 @@ from .output_paths import absolute_outputs, portable_outputs, relative_path
 from .recipe import Recipe, StagePlan
 from .run_lock import RunDirLock, busy_error, lock_holder
 from .run_plan import BUILDS, StageStatus, check_plan, plan_run
+from .run_reuse import link_stage, plan_reuse
 from .stage import Stage, StageContext, StageRecord
 
 DONE_FILE = "done.json"
@@ -42,7 +43,7 @@ class StageResult:
     """How one stage went in this invocation (for the closing summary)."""
 
     name: str
-    status: str  # trained | resumed | skipped | reused-checkpoint | ran
+    status: str  # trained | resumed | skipped | reused | reused-checkpoint | ran
     seconds: float = 0.0
 
 
@@ -60,15 +61,19 @@ class PipelineRunner:
         self.log = log if is_global_zero() else (lambda _msg: None)
         self._shards: tuple[str | None, str | None] | None = None
         self.statuses: dict[str, StageStatus] = {}  # the plan of the last run() call
+        self._borrowed: dict[str, PipelineRunner] = {}  # stages planned for reuse, still in the other run's folder
 
     # --- public -----------------------------------------------------------------------------
     def run(
-        self, stages: Sequence[str] | None = None, restart: Sequence[str] = (), dry_run: bool = False
+        self, stages: Sequence[str] | None = None, restart: Sequence[str] = (), dry_run: bool = False,
+        reuse_from: str | Path | None = None,
     ) -> list[StageResult]:
         """Run ``stages`` (default: all) in order; stages they need must be done or selected too.
 
         Nothing runs when a done stage that is used is stale (see ``run_plan``); the error lists them.
         With ``dry_run`` only the plan is made (``self.statuses``) and nothing is written.
+        ``reuse_from``: another run directory whose finished stages this recipe would make the same
+        are linked in first instead of trained (``run_reuse``).
         """
         plans = self.recipe.stages
         for name in list(stages or []) + list(restart):
@@ -86,7 +91,8 @@ class PipelineRunner:
         from soundstage.data.remote import configure as configure_remote
 
         configure_remote(self.recipe.data.remote_timeout_s, self.recipe.data.remote_retries)
-        self.statuses = plan_run(self, selected, restart)
+        source = PipelineRunner(self.recipe, reuse_from, log=self.log) if reuse_from else None
+        self.statuses = self._plan(selected, restart, source)
         if dry_run:
             return []
         check_plan(self, self.statuses)  # before the lock: a refused run leaves nothing behind
@@ -96,8 +102,9 @@ class PipelineRunner:
                 if lock.previous.get("pid"):
                     self.log(f"[run] lock of PID {lock.previous['pid']} (no longer running) taken over")
                 # again under the lock: a run that held the directory until a moment ago may have changed it
-                self.statuses = plan_run(self, selected, restart)
+                self.statuses = self._plan(selected, restart, source)
                 check_plan(self, self.statuses)
+                self._link_borrowed()
                 for status in self.statuses.values():
                     if status.action == "unused" and status.reasons:
                         self.log(f"[{status.name}] not used by this run; {'; '.join(status.reasons)}")
@@ -108,7 +115,9 @@ class PipelineRunner:
             return [self._run_stage(plans[name]) for name in selected]
 
     def stage_dir(self, name: str) -> Path:
-        return self.run_dir / name
+        """Where stage ``name``'s folder is: this run's, or the other run's while it is only planned for reuse."""
+        borrowed = self._borrowed.get(name)
+        return borrowed.stage_dir(name) if borrowed else self.run_dir / name
 
     def is_done(self, name: str) -> bool:
         return (self.stage_dir(name) / DONE_FILE).is_file()
@@ -158,9 +167,36 @@ class PipelineRunner:
         return stage_inputs(self.recipe, plan, {d: self.product(d) for d in plan.needs})
 
     # --- internals ----------------------------------------------------------------------------
+    def _plan(self, selected: Sequence[str], restart: Sequence[str], source: "PipelineRunner | None") -> dict[str, StageStatus]:
+        """``plan_run``'s statuses, with the stages ``source`` can lend seen as done here and marked ``reuse``."""
+        self._borrowed = {}
+        if source is None:
+            return plan_run(self, selected, restart)
+        decisions = plan_reuse(self, source, exclude=restart)
+        self._borrowed = {d.name: source for d in decisions if d.reused}
+        statuses = plan_run(self, selected, restart)
+        for d in decisions:
+            status = statuses[d.name]
+            if d.reused and status.action == "skip":
+                statuses[d.name] = StageStatus(d.name, "reuse", [f"from {source.run_dir}"])
+            elif not d.reused and status.action in BUILDS and d.reason != "not done there":
+                status.reasons.append(f"not reused: {d.reason}")
+        return statuses
+
+    def _link_borrowed(self) -> None:
+        """Hard-link the stages planned for reuse into this run directory (global rank 0, under the run lock)."""
+        for name, source in list(self._borrowed.items()):
+            if self.statuses[name].action != "reuse":
+                continue
+            link_stage(source.stage_dir(name), self.run_dir / name)
+            del self._borrowed[name]
+            self.log(f"[{name}] reused from {source.run_dir / name}")
+
     def _run_stage(self, plan: StagePlan) -> StageResult:
         stage_dir = self.stage_dir(plan.name)
         status = self.statuses[plan.name]
+        if status.action == "reuse":
+            return StageResult(plan.name, "reused")
         if status.action not in BUILDS:
             self.log(f"[{plan.name}] done already ({stage_dir}); skipping")
             return StageResult(plan.name, "skipped")
