@@ -49,6 +49,9 @@ def plan_reuse(runner: "PipelineRunner", source: "PipelineRunner", exclude: Sequ
             reason = "done here" if own else "--restart" if name in exclude else "not done there"
             decisions.append(ReuseDecision(name, False, reason))
             continue
+        if runner.stage_dir(name).exists():  # an interrupted training here is resumed, never overwritten
+            decisions.append(ReuseDecision(name, False, "an unfinished folder of it is here"))
+            continue
         missing = [d for d in plan.needs if d not in products]
         if missing:
             decisions.append(ReuseDecision(name, False, f"needs {', '.join(map(repr, missing))}, which is not reused"))

@@ -83,6 +83,16 @@ def test_a_stage_trained_again_in_the_branch_is_kept_and_what_was_made_from_the_
     assert statuses == {"first": "skipped", "second": "trained", "third": "trained"}
 
 
+def test_an_unfinished_stage_in_the_branch_is_not_overwritten(old_run, tmp_path):
+    new = tmp_path / "new"
+    (new / "second" / "checkpoints").mkdir(parents=True)
+    runner = _runner(new)
+    runner.run(dry_run=True, reuse_from=old_run)
+    assert runner.statuses["first"].action == "reuse"
+    assert runner.statuses["second"].action == "train"
+    assert "not reused: an unfinished folder of it is here" in runner.statuses["second"].reasons
+
+
 @pytest.mark.parametrize("which", ["same", "missing"])
 def test_a_bad_reuse_directory_is_one_line(old_run, tmp_path, which):
     source = old_run if which == "same" else tmp_path / "nowhere"
