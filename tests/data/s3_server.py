@@ -76,7 +76,8 @@ def read_only_user(endpoint: str, name: str) -> tuple[str, str]:
     """An IAM user allowed to list buckets but not to read objects; returns its (key id, secret)."""
     iam = client(endpoint, "iam")
     iam.create_user(UserName=name)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": "*"}]}
+    # s3:List*: AWS authorizes a listing as s3:ListBucket, moto >= 5.2 as s3:ListObjectsV2; no s3:Get* either way
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:List*"], "Resource": "*"}]}
     iam.put_user_policy(UserName=name, PolicyName="list-only", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return key["AccessKeyId"], key["SecretAccessKey"]
