@@ -10,12 +10,14 @@ stages of NEW see the same upstream as OLD's did.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from .checkpoint import write_json_atomic
 from .errors import SoundstageError
 from .fingerprint import differences, fingerprint, stage_inputs, without_added_defaults
 
@@ -83,5 +85,19 @@ def link_stage(source_dir: Path, target_dir: Path) -> None:
 
     tmp = target_dir.with_name(target_dir.name + ".reuse.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    from .runner import DONE_FILE  # the runner imports this module
+
     shutil.copytree(source_dir, tmp, copy_function=link_or_copy, symlinks=True)
+    _rekey_file_hashes(tmp / DONE_FILE, source_dir, target_dir)
     tmp.rename(target_dir)  # whole or not at all: an interrupted copy never looks done
+
+
+def _rekey_file_hashes(done_file: Path, source_dir: Path, target_dir: Path) -> None:
+    """The done marker's cached file hashes under the new folder's paths, so the branch does not re-read
+    the files to hash them. Written as a new file: the linked one is the other run's marker."""
+    done = json.loads(done_file.read_text())
+    old, new = str(source_dir), str(target_dir)
+    done["product_files"] = {(new + k[len(old):] if k.startswith(old + os.sep) else k): v
+                             for k, v in (done.get("product_files") or {}).items()}
+    done_file.unlink()
+    write_json_atomic(done_file, done)

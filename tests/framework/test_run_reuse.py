@@ -1,5 +1,6 @@
 """``soundstage run --reuse-from OLD``: a new run takes OLD's finished stages that its recipe would make the
 same and trains the rest (real toy-recipe runs: first -> second -> third)."""
+import json
 import os
 
 import pytest
@@ -43,6 +44,9 @@ def test_a_changed_last_stage_reuses_its_upstream_and_the_branch_is_consistent(o
     model = "second/model.safetensors"
     assert os.stat(new / model).st_ino == os.stat(old_run / model).st_ino
     assert {p: p.read_bytes() for p in old_run.rglob("done.json")} == before
+    # the branch's marker caches its files' hashes under its own paths (no re-reading them)
+    cached = json.loads((new / "second" / "done.json").read_text())["product_files"]
+    assert cached and all(k.startswith(str(new)) for k in cached)
     # the branch stands on its own: run again without --reuse-from, nothing is stale or retrained
     assert _run(new, "stages.third.trainer.max_steps=5")[0] == {"first": "skipped", "second": "skipped", "third": "skipped"}
     # and forgetting a reused stage there removes only the branch's links
