@@ -42,6 +42,13 @@ def plan_reuse(runner: "PipelineRunner", source: "PipelineRunner", exclude: Sequ
     if not source.run_dir.is_dir():
         raise SoundstageError(f"--reuse-from {source.run_dir}: no such run directory")
     products: dict[str, str] = {}  # product of every stage NEW will have done, reused or its own
+    theirs: dict[str, str | None] = {}  # OLD's products, each hashed once
+
+    def their_product(name: str) -> str | None:
+        if name not in theirs:
+            theirs[name] = source.product(name) if source.is_done(name) else None
+        return theirs[name]
+
     decisions = []
     for name, plan in runner.recipe.stages.items():
         own = runner.is_done(name)
@@ -58,19 +65,18 @@ def plan_reuse(runner: "PipelineRunner", source: "PipelineRunner", exclude: Sequ
         if missing:
             decisions.append(ReuseDecision(name, False, f"needs {', '.join(map(repr, missing))}, which is not reused"))
             continue
-        done = source.done_marker(name)
-        theirs = {d: source.product(d) for d in plan.needs if source.is_done(d)}
-        changed = [d for d in plan.needs if theirs.get(d) != products[d]]
+        changed = [d for d in plan.needs if their_product(d) != products[d]]
         if changed:
             decisions.append(ReuseDecision(name, False, f"its {', '.join(map(repr, changed))} here differs from there"))
             continue
+        done = source.done_marker(name)
         inputs = stage_inputs(runner.recipe, plan, {d: products[d] for d in plan.needs})
         inputs = without_added_defaults(done.get("inputs"), inputs, plan.config)
         if done.get("fingerprint") != fingerprint(inputs):
             reasons = differences(done.get("inputs"), inputs) or ["its recorded fingerprint does not match"]
             decisions.append(ReuseDecision(name, False, "; ".join(reasons)))
             continue
-        products[name] = source.product(name)
+        products[name] = their_product(name)
         decisions.append(ReuseDecision(name, True))
     return decisions
 
@@ -83,10 +89,10 @@ def link_stage(source_dir: Path, target_dir: Path) -> None:
         except OSError:
             shutil.copy2(src, dst)
 
-    tmp = target_dir.with_name(target_dir.name + ".reuse.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     from .runner import DONE_FILE  # the runner imports this module
 
+    tmp = target_dir.with_name(target_dir.name + ".reuse.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source_dir, tmp, copy_function=link_or_copy, symlinks=True)
     _rekey_file_hashes(tmp / DONE_FILE, source_dir, target_dir)
     tmp.rename(target_dir)  # whole or not at all: an interrupted copy never looks done
@@ -94,10 +100,9 @@ def link_stage(source_dir: Path, target_dir: Path) -> None:
 
 def _rekey_file_hashes(done_file: Path, source_dir: Path, target_dir: Path) -> None:
     """The done marker's cached file hashes under the new folder's paths, so the branch does not re-read
-    the files to hash them. Written as a new file: the linked one is the other run's marker."""
+    the files to hash them. write_json_atomic replaces the file, so the other run's linked marker is untouched."""
     done = json.loads(done_file.read_text())
     old, new = str(source_dir), str(target_dir)
     done["product_files"] = {(new + k[len(old):] if k.startswith(old + os.sep) else k): v
                              for k, v in (done.get("product_files") or {}).items()}
-    done_file.unlink()
     write_json_atomic(done_file, done)

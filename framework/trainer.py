@@ -118,12 +118,12 @@ def training_precision(config: TrainerConfig, stage: str) -> str:
     when bf16 was asked for on a CPU that only emulates it (a time-budgeted stage would train ~30x fewer steps)."""
     from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-    from .precision import is_bf16, native_bf16, resolve_precision, uses_cuda
+    from .precision import cpu_has_native_bf16, is_bf16, resolve_precision, uses_cuda
 
     precision = resolve_precision(config.precision, config.accelerator)
     if config.precision == "auto":
         rank_zero_info(f"stage {stage!r}: trainer.precision auto -> {precision}")
-    elif is_bf16(precision) and not uses_cuda(config.accelerator) and not native_bf16(config.accelerator):
+    elif is_bf16(precision) and not uses_cuda(config.accelerator) and not cpu_has_native_bf16():
         rank_zero_warn(f"stage {stage!r}: trainer.precision {precision} on a CPU without bf16 instructions "
                        "(no AMX / AVX512-BF16) is emulated and far slower than fp32; use trainer.precision=auto")
     return precision
