@@ -28,11 +28,7 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--acoustic", choices=("coarse_fine", "soundstorm"),
                    help="acoustic generator, where the run trained both (default: coarse_fine)")
-    for stage in SAMPLED_STAGES:
-        p.add_argument(f"--{stage}-temperature", type=float)
-        p.add_argument(f"--{stage}-top-k", type=int)
-        p.add_argument(f"--{stage}-top-p", type=float)
-    add_coarse_sampling_args(p)
+    add_sampling_args(p)
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("export", help="bundle a run's models, recipe and model card for generation")
@@ -74,8 +70,12 @@ def _check_length(pipe, seconds: float) -> None:
                               f"tokens/s); ask for at least {1 / rate:g} s")
 
 
-def add_coarse_sampling_args(p: argparse.ArgumentParser) -> None:
-    """The coarse LM's own sampling options (generate and eval)."""
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """Overrides of every sampled stage's temperature / top-k / top-p, and the coarse LM's own options (generate and eval)."""
+    for stage in SAMPLED_STAGES:
+        p.add_argument(f"--{stage}-temperature", type=float, help=f"the {stage} stage's sampling temperature (0 = greedy)")
+        p.add_argument(f"--{stage}-top-k", type=int, help=f"the {stage} stage's top-k (0 = off)")
+        p.add_argument(f"--{stage}-top-p", type=float, help=f"the {stage} stage's nucleus top-p")
     p.add_argument("--coarse-guidance", type=float, help="classifier-free guidance of the coarse LM (its "
                    "sampling.guidance; higher follows the semantic tokens more, keeps less of the prompt's voice)")
     p.add_argument("--coarse-candidates", type=int, help="best of N coarse continuations of every "
@@ -83,13 +83,8 @@ def add_coarse_sampling_args(p: argparse.ArgumentParser) -> None:
                    "(the coarse LM's sampling.candidates; N x the coarse decoding time)")
 
 
-def coarse_sampling(args: argparse.Namespace) -> dict:
-    """The coarse-only sampling overrides given on the command line."""
-    values = {"guidance": args.coarse_guidance, "candidates": args.coarse_candidates}
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _sampling(args: argparse.Namespace) -> dict[str, dict]:
+def sampling_overrides(args: argparse.Namespace) -> dict[str, dict]:
+    """The per-stage sampling overrides given on the command line, as ``Pipeline.load`` takes them."""
     out: dict[str, dict] = {}
     for stage in SAMPLED_STAGES:
         values = {
@@ -97,7 +92,9 @@ def _sampling(args: argparse.Namespace) -> dict[str, dict]:
             "top_k": getattr(args, f"{stage}_top_k"),
             "top_p": getattr(args, f"{stage}_top_p"),
         }
-        out[stage] = {k: v for k, v in values.items() if v is not None} | (coarse_sampling(args) if stage == "coarse" else {})
+        if stage == "coarse":
+            values |= {"guidance": args.coarse_guidance, "candidates": args.coarse_candidates}
+        out[stage] = {k: v for k, v in values.items() if v is not None}
     return out
 
 
@@ -107,7 +104,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .pipeline import Pipeline
 
     check_generate_args(args)
-    pipe = Pipeline.load(args.path, device=args.device, sampling=_sampling(args), acoustic=args.acoustic)
+    pipe = Pipeline.load(args.path, device=args.device, sampling=sampling_overrides(args), acoustic=args.acoustic)
     if not args.semantic:
         _check_length(pipe, args.seconds)
     with decoding_progress(args.semantic is not None or args.seconds >= PROGRESS_FROM_SECONDS):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_coarse_sampling_args
+from ..cli import add_sampling_args, sampling_overrides
 
 
 def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,7 +29,7 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-dir", help="where eval.json, report.html and the media go (default RUN_DIR/eval): "
                                      "to keep the evaluations of several sampling settings side by side")
-    add_coarse_sampling_args(p)
+    add_sampling_args(p)
     p.set_defaults(func=_cmd_eval)
     return p
 
@@ -37,7 +37,6 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
 def _cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from ..cli import coarse_sampling
     from .evaluate import EvalConfig, evaluate_run
     from .phone_recognizer import PhoneRecognizerConfig
     from .protocol import ProtocolConfig
@@ -51,7 +50,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         speaker=SpeakerEmbeddingConfig(max_steps=args.speaker_steps),
         probe=TokenProbeConfig(max_steps=max(args.probe_steps, 1)), probe_utterances=200 if args.probe_steps > 0 else 0,
         num_utterances=args.num_utterances, cache_dir=args.cache_dir, acoustic=args.acoustic, device=args.device,
-        seed=args.seed, sampling={"coarse": coarse_sampling(args)}, out_dir=args.out_dir)
+        seed=args.seed, sampling=sampling_overrides(args), out_dir=args.out_dir)
     figures = evaluate_run(args.run_dir, cfg)
     summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}
     print(json.dumps(summary, indent=2, default=str))

@@ -79,3 +79,14 @@ def test_export_into_a_file_or_into_the_run_is_refused(tmp_path, capsys):
     assert f"{wav} exists and is not a directory" in _error(capsys)
     assert main(["export", str(run), str(run / "bundle")]) == 2
     assert "is inside the run directory" in _error(capsys)
+
+
+@pytest.mark.parametrize("verb", [["generate", "RUN", "--unconditional", "--out", "x.wav"], ["eval", "RUN"]])
+def test_generate_and_eval_take_the_same_sampling_overrides(verb):
+    from soundstage.cli import build_parser
+    from soundstage.plugins.audiolm.cli import sampling_overrides
+
+    args = build_parser().parse_args(verb + ["--coarse-temperature", "0.9", "--coarse-top-k", "50", "--coarse-guidance",
+                                             "2", "--soundstorm-temperature", "0", "--fine-top-p", "0.8"])
+    assert sampling_overrides(args) == {"semantic": {}, "coarse": {"temperature": 0.9, "top_k": 50, "guidance": 2.0},
+                                        "fine": {"top_p": 0.8}, "soundstorm": {"temperature": 0.0}}
