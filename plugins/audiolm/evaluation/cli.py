@@ -12,7 +12,8 @@ def add_eval_command(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "eval", help="evaluate a finished run as AudioLM does: phone error rate, speaker similarity, perplexities, "
                      "and which stage misses its target")
     p.add_argument("run_dir", help="run directory written by `soundstage run`")
-    p.add_argument("--num-clips", "--num-prompts", type=int, default=16, help="held-out clips in the table (default 16)")
+    p.add_argument("--num-clips", "--num-prompts", type=int, default=64,
+                   help="held-out clips in the table (default 64; each figure's 95%% interval shows what they resolve)")
     p.add_argument("--prompt-seconds", type=float, default=3.0, help="acoustic / continuation prompt (default 3)")
     p.add_argument("--seconds", type=float, default=3.0, help="seconds generated per continuation (default 3)")
     p.add_argument("--num-utterances", type=int, default=16, help="held-out utterances for the codec's signal figures and PNMI")
@@ -53,5 +54,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed, sampling=sampling_overrides(args), out_dir=args.out_dir)
     figures = evaluate_run(args.run_dir, cfg)
     summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}
+    if "protocol" in summary:  # the per-clip arrays are for eval.json, not the terminal
+        summary["protocol"] = {k: v for k, v in summary["protocol"].items() if k != "per_clip"}
     print(json.dumps(summary, indent=2, default=str))
     return 0

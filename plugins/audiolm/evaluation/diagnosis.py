@@ -3,7 +3,11 @@ each check naming the stage it implicates (so "only noise" becomes "the codec lo
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
+
+from .uncertainty import interval, paired_resamples
 
 # The targets (issue "AudioLM that demonstrably learns"; the paper's resynthesis WER is 1.5-1.8x SoundStream's).
 CODEC_PER_FACTOR = 1.3  # codec reconstruction PER at most this times the original's
@@ -29,23 +33,39 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     rows = figures.get("protocol", {}).get("rows", {})
     refs = figures.get("protocol", {}).get("references", {})
     checks: list[dict[str, Any]] = []
+    sampled = paired_resamples(figures.get("protocol", {}))
 
     def add(name: str, value: float | None, target: float | None, ok: bool | None, stage: str, why: str,
-            blocked: str | None = None) -> None:
-        """``blocked``: why the check cannot disagree here (an upstream stage already fails), so it is not judged."""
-        checks.append({"check": name, "value": value, "target": target, "passed": None if blocked else ok,
-                       "stage": stage, "if_failed": why, "not_judged": blocked})
+            blocked: str | None = None, margin: Callable[[dict], np.ndarray] | None = None) -> None:
+        """``blocked``: why the check cannot disagree here (an upstream stage already fails), so it is not judged.
+        ``margin``: the check's margin (positive: passes) from resampled rows, for its 95% interval over clips."""
+        entry = {"check": name, "value": value, "target": target, "passed": None if blocked else ok,
+                 "stage": stage, "if_failed": why, "not_judged": blocked}
+        if margin is not None and sampled is not None and value is not None and target is not None:
+            try:
+                span = interval(margin(sampled))
+            except KeyError:  # a row this run's table lacks
+                span = None
+            if span is not None:  # resolved: the clips put the whole interval on one side of the target
+                entry |= {"margin_interval": span, "resolved": bool(span[0] > 0 or span[1] < 0)}
+        checks.append(entry)
+
+    def voice_target(s: dict) -> np.ndarray:
+        same, diff = s["original"]["speaker_similarity"], s["different_speaker"]["speaker_similarity"]
+        return np.maximum(VOICE_SHARE * same, diff + VOICE_MARGIN * (same - diff))
 
     orig, codec, resyn = _num(rows, "original", "per"), _num(rows, "codec", "per"), _num(rows, "resynthesis", "per")
     chance = _num(refs, "per_mismatched_transcripts")
     ok = None if orig is None or chance is None else orig < 0.5 * chance
     add("phone recognizer reads the original audio (PER below half of mismatched transcripts')", orig,
         None if chance is None else 0.5 * chance, ok, "evaluation",
-        "the measuring model is not trustworthy on this corpus: train it longer (`soundstage eval --recognizer-steps`)")
+        "the measuring model is not trustworthy on this corpus: train it longer (`soundstage eval --recognizer-steps`)",
+        margin=lambda s: 0.5 * s["mismatched_transcripts"]["per"] - s["original"]["per"])
     target = None if orig is None else CODEC_PER_FACTOR * orig
     add(f"codec reconstruction PER <= {CODEC_PER_FACTOR} x original", codec, target,
         None if codec is None or target is None else codec <= target, codec_stage,
-        "the codec loses phones: train it longer, or with more RVQ levels / channels")
+        "the codec loses phones: train it longer, or with more RVQ levels / channels",
+        margin=lambda s: CODEC_PER_FACTOR * s["original"]["per"] - s["codec"]["per"])
     target = None if codec is None else RESYNTHESIS_PER_FACTOR * codec
     ceiling = figures.get("protocol", {}).get("first_levels") or {}
     first_per, first_levels = _num(ceiling, "per"), ceiling.get("levels")
@@ -88,7 +108,8 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     resyn_stage = {None: " / ".join(acoustic) + " (or the semantic tokens)", True: " / ".join(acoustic),
                    False: tokenizer_stage}[probe_ok]
     add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
-        None if resyn is None or target is None else resyn <= target, resyn_stage, why, unreadable)
+        None if resyn is None or target is None else resyn <= target, resyn_stage, why, unreadable,
+        margin=lambda s: RESYNTHESIS_PER_FACTOR * s["codec"]["per"] - s["resynthesis"]["per"])
     add(f"semantic tokens keep the phones (a probe on the ids alone: PER <= {RESYNTHESIS_PER_FACTOR} x codec)", probe,
         target, probe_ok, tokenizer_stage,
         "the semantic ids lose phones that resynthesis needs: more or longer HuBERT training, another layer, "
@@ -101,10 +122,12 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         voiceless = f"the codec's own reconstructions miss the voice target ({codec_voice:.3f} < {target:.3f}): fix the codec first"
     add(f"continuation keeps the prompt's voice (>= {VOICE_SHARE} x same-speaker, well above different-speaker)", cont,
         target, None if cont is None or target is None else cont >= target, voice_stage,
-        "the acoustic generator does not carry the acoustic prompt's voice into the continuation", voiceless)
+        "the acoustic generator does not carry the acoustic prompt's voice into the continuation", voiceless,
+        margin=lambda s: s["continuation"]["speaker_similarity"] - voice_target(s))
     add("codec keeps the voice (reconstruction vs prompt, same target)", codec_voice, target,
         None if codec_voice is None or target is None else codec_voice >= target, codec_stage,
-        "the codec loses the speaker's timbre: train it longer")
+        "the codec loses the speaker's timbre: train it longer",
+        margin=lambda s: s["codec"]["speaker_similarity"] - voice_target(s))
     lm_ppl, bigram = _num(figures, "lm", "semantic_lm", "ppl"), _num(figures, "lm", "semantic_lm", "baselines", "bigram_ppl")
     add("semantic LM validation perplexity < bigram baseline", lm_ppl, bigram,
         None if lm_ppl is None or bigram is None else lm_ppl < bigram, semantic_stage,

@@ -113,6 +113,17 @@ def greedy_ctc(logp: Tensor, vocab: list[str]) -> list[str]:
     return seq
 
 
+def phone_errors(hypotheses: list[list[str]], references: list[list[str]]) -> tuple[list[float], list[int]]:
+    """Per pair: edit distance and reference length (0 and 0 for an empty reference, which PER skips)."""
+    from torchmetrics.functional.text import word_error_rate
+
+    edits, lengths = [], []
+    for h, r in zip(hypotheses, references):
+        edits.append(round(float(word_error_rate(" ".join(h), " ".join(r))) * len(r)) if r else 0)
+        lengths.append(len(r))
+    return edits, lengths
+
+
 def phone_error_rate(hypotheses: list[list[str]], references: list[list[str]]) -> float:
     """Corpus-level PER: total edit distance / total reference phones (torchmetrics' WER over phone tokens)."""
     from torchmetrics.functional.text import word_error_rate

@@ -27,8 +27,9 @@ import torch
 
 from soundstage.data.utterances import Utterance
 
-from .phone_recognizer import PhoneRecognizer, phone_error_rate, phone_sequence
+from .phone_recognizer import PhoneRecognizer, phone_errors, phone_sequence
 from .speaker_embedding import SpeakerEmbedding
+from .uncertainty import figure_intervals
 
 ROWS = ("original", "codec", "resynthesis", "resynthesis_prompted", "continuation")
 FIRST_LEVELS = "codec_first_levels"  # the clip output that holds the first-step ceiling (not a table row)
@@ -44,7 +45,7 @@ def first_step_levels(generator: Any) -> int:
 class ProtocolConfig:
     """How many held-out clips, and the prompt / continuation lengths."""
 
-    num_clips: int = 16
+    num_clips: int = 64  # 16 left resynthesis PER +-0.04 between two seeds (docs/evaluation.md)
     prompt_seconds: float = 3.0  # the acoustic prompt (AudioLM and SoundStorm use 3 s)
     min_generated_seconds: float = 1.5  # a clip must extend this far past the prompt
     max_seconds: float = 8.0  # clips are cut to at most this (and to the shortest chosen clip)
@@ -139,31 +140,43 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
                speaker: SpeakerEmbedding | None, first_levels: int | None = None) -> dict[str, Any]:
     """The table: per row PER (whole clip and after the prompt), speaker similarity to the prompt, consistency;
     plus the references (same speaker = ceiling, different speaker = chance, mismatched transcripts = PER chance)
-    and, given ``first_levels``, the first-step ceiling (PER of the reconstruction from those levels)."""
+    and, given ``first_levels``, the first-step ceiling (PER of the reconstruction from those levels).
+    ``per_clip`` keeps each clip's counts and similarities, ``intervals`` every figure's 95% bootstrap interval."""
     prompt_n = int(cfg.prompt_seconds * sample_rate)
     edge = int(cfg.consistency_seconds * sample_rate)
     table: dict[str, Any] = {row: {} for row in ROWS}
+    per_clip: dict[str, dict[str, list[float]]] = {row: {} for row in ROWS}
     refs: dict[str, Any] = {}
+
+    def score_phones(row: str, waves: list[np.ndarray], references: list[list[str]], suffix: str = "") -> list[list[str]]:
+        hyp = phones.transcribe([torch.from_numpy(w) for w in waves])
+        edits, lengths = phone_errors(hyp, references)
+        per_clip.setdefault(row, {}).update({f"edits{suffix}": edits, f"phones{suffix}": lengths})
+        table.setdefault(row, {})[f"per{suffix}"] = sum(edits) / sum(lengths) if sum(lengths) else float("nan")
+        return hyp
+
     for row in ROWS:
         outs = [c.outputs[row] for c in clips]
         after = [_after_prompt(row, w, prompt_n) for w in outs]
-        if phones is not None:
-            if row != "continuation":
-                if row != "resynthesis_prompted":  # its first seconds are the prompt's codec tokens, not generated
-                    hyp = phones.transcribe([torch.from_numpy(w) for w in outs])
-                    table[row]["per"] = phone_error_rate(hyp, [c.phones for c in clips])
-                    if row == "original":
-                        shifted = hyp[1:] + hyp[:1]  # each transcript against another clip's reference
-                        refs["per_mismatched_transcripts"] = phone_error_rate(shifted, [c.phones for c in clips])
-                hyp_after = phones.transcribe([torch.from_numpy(w) for w in after])
-                table[row]["per_after_prompt"] = phone_error_rate(hyp_after, [c.phones_after_prompt for c in clips])
+        if phones is not None and row != "continuation":
+            if row != "resynthesis_prompted":  # its first seconds are the prompt's codec tokens, not generated
+                hyp = score_phones(row, outs, [c.phones for c in clips])
+                if row == "original":  # each transcript against another clip's reference
+                    edits, lengths = phone_errors(hyp[1:] + hyp[:1], [c.phones for c in clips])
+                    per_clip["mismatched_transcripts"] = {"edits": edits, "phones": lengths}
+                    refs["per_mismatched_transcripts"] = sum(edits) / sum(lengths) if sum(lengths) else float("nan")
+            score_phones(row, after, [c.phones_after_prompt for c in clips], "_after_prompt")
         if speaker is not None:
             prompts = [torch.from_numpy(c.wave[:prompt_n]) for c in clips]
-            table[row]["speaker_similarity"] = _mean(speaker.similarity(prompts, [torch.from_numpy(w) for w in after]))
+            sims = speaker.similarity(prompts, [torch.from_numpy(w) for w in after]).float().tolist()
+            per_clip[row]["speaker_similarity"] = sims
+            table[row]["speaker_similarity"] = float(np.mean(sims))
             long_enough = [w for w in after if len(w) >= 2 * edge]
             if long_enough:
-                table[row]["consistency"] = _mean(speaker.similarity([torch.from_numpy(w[:edge]) for w in long_enough],
-                                                                     [torch.from_numpy(w[-edge:]) for w in long_enough]))
+                cons = speaker.similarity([torch.from_numpy(w[:edge]) for w in long_enough],
+                                          [torch.from_numpy(w[-edge:]) for w in long_enough]).float().tolist()
+                per_clip[row]["consistency"] = cons
+                table[row]["consistency"] = float(np.mean(cons))
     if speaker is not None:
         prompts = [torch.from_numpy(c.wave[:prompt_n]) for c in clips]
         rests = [torch.from_numpy(c.wave[prompt_n:]) for c in clips]
@@ -173,19 +186,20 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
                  for i in range(len(clips))]
         pairs = [(i, j) for i, j in pairs if j is not None]
         if pairs:
-            refs["different_speaker"] = _mean(speaker.similarity([prompts[i] for i, _ in pairs], [rests[j] for _, j in pairs]))
+            sims = speaker.similarity([prompts[i] for i, _ in pairs], [rests[j] for _, j in pairs]).float().tolist()
+            per_clip["different_speaker"] = {"speaker_similarity": sims}
+            refs["different_speaker"] = float(np.mean(sims))
     ceiling: dict[str, Any] = {}
     if first_levels is not None and phones is not None and all(FIRST_LEVELS in c.outputs for c in clips):
-        hyp = phones.transcribe([torch.from_numpy(c.outputs[FIRST_LEVELS]) for c in clips])
-        ceiling = {"levels": first_levels, "per": phone_error_rate(hyp, [c.phones for c in clips])}
+        score_phones(FIRST_LEVELS, [c.outputs[FIRST_LEVELS] for c in clips], [c.phones for c in clips])
+        ceiling = {"levels": first_levels, "per": table.pop(FIRST_LEVELS)["per"]}
         if all(TEACHER_FORCED in c.outputs for c in clips):
-            hyp = phones.transcribe([torch.from_numpy(c.outputs[TEACHER_FORCED]) for c in clips])
-            ceiling["teacher_forced_per"] = phone_error_rate(hyp, [c.phones for c in clips])
+            score_phones(TEACHER_FORCED, [c.outputs[TEACHER_FORCED] for c in clips], [c.phones for c in clips])
+            ceiling["teacher_forced_per"] = table.pop(TEACHER_FORCED)["per"]
             ceiling["teacher_forced_accuracy"] = np.mean([c.teacher_forced_accuracy for c in clips], axis=0).round(4).tolist()
-    return {"rows": table, "references": refs, "first_levels": ceiling, "clips": len(clips),
-            "clip_seconds": round(len(clips[0].wave) / sample_rate, 3) if clips else 0.0,
-            "prompt_seconds": cfg.prompt_seconds, "continuation_seconds": cfg.continuation_seconds}
-
-
-def _mean(x: torch.Tensor) -> float:
-    return float(x.float().mean())
+    out = {"rows": table, "references": refs, "first_levels": ceiling, "clips": len(clips),
+           "clip_seconds": round(len(clips[0].wave) / sample_rate, 3) if clips else 0.0,
+           "prompt_seconds": cfg.prompt_seconds, "continuation_seconds": cfg.continuation_seconds,
+           "per_clip": {row: arrays for row, arrays in per_clip.items() if arrays}}
+    out["intervals"] = figure_intervals(out)
+    return out

@@ -59,7 +59,12 @@ def _table(d: dict[str, Any]) -> str:
 def _meaning(check: dict[str, Any]) -> str:
     if check.get("not_judged"):
         return "not judged: " + check["not_judged"]
-    return check["if_failed"] if check["passed"] is False else ""
+    noise = ""
+    if check.get("resolved") is False:
+        low, high = check["margin_interval"]
+        noise = (f"Within what these clips resolve: the 95% interval of the margin to the target, {low:+.3f} to "
+                 f"{high:+.3f}, spans it; more clips (--num-clips) would settle it. ")
+    return noise + (check["if_failed"] if check["passed"] is False else "")
 
 
 def _diagnosis(checks: list[dict[str, Any]]) -> str:
@@ -69,6 +74,8 @@ def _diagnosis(checks: list[dict[str, Any]]) -> str:
     for c in checks:
         verdict = {True: "<span class='pass'>pass</span>", False: "<span class='fail'>FAIL</span>"}.get(
             c["passed"], "<span class='na'>not judged</span>" if c.get("not_judged") else "<span class='na'>not measured</span>")
+        if c["passed"] is not None and c.get("resolved") is False:
+            verdict += " <span class='na'>(within noise)</span>"
         cells.append(f"<tr><td>{verdict}</td><td>{html.escape(c['check'])}</td><td class='num'>{_fmt(c['value'])}</td>"
                      f"<td class='num'>{_fmt(c['target'])}</td><td>{html.escape(c['stage'])}</td>"
                      f"<td class='note'>{html.escape(_meaning(c))}</td></tr>")
@@ -77,14 +84,17 @@ def _diagnosis(checks: list[dict[str, Any]]) -> str:
 
 
 def _protocol_table(protocol: dict[str, Any]) -> str:
-    rows, refs = protocol.get("rows", {}), protocol.get("references", {})
+    rows, refs, spans = protocol.get("rows", {}), protocol.get("references", {}), protocol.get("intervals", {})
+
+    def cell(row: str, figure: str) -> str:
+        span = spans.get(row, {}).get(figure)
+        low_high = f"<br><span class='note'>{_fmt(span[0])}-{_fmt(span[1])}</span>" if span else ""
+        return f"<td class='num'>{_fmt(rows.get(row, {}).get(figure))}{low_high}</td>"
+
     head = ("<tr><th>row</th><th>PER (whole clip)</th><th>PER (after the prompt)</th>"
             "<th>speaker similarity to the prompt</th><th>consistency (first vs last second)</th></tr>")
-    body = "".join(
-        f"<tr><td>{html.escape(ROW_TITLES[r])}</td><td class='num'>{_fmt(rows.get(r, {}).get('per'))}</td>"
-        f"<td class='num'>{_fmt(rows.get(r, {}).get('per_after_prompt'))}</td>"
-        f"<td class='num'>{_fmt(rows.get(r, {}).get('speaker_similarity'))}</td>"
-        f"<td class='num'>{_fmt(rows.get(r, {}).get('consistency'))}</td></tr>" for r in ROWS)
+    body = "".join(f"<tr><td>{html.escape(ROW_TITLES[r])}</td>{cell(r, 'per')}{cell(r, 'per_after_prompt')}"
+                   f"{cell(r, 'speaker_similarity')}{cell(r, 'consistency')}</tr>" for r in ROWS)
     plaus = protocol.get("semantic_plausibility", {})
     first = protocol.get("first_levels") or {}
     ceiling = (f" The codec's reconstruction from only its first {first['levels']} RVQ level(s), the ones the acoustic "
@@ -98,7 +108,8 @@ def _protocol_table(protocol: dict[str, Any]) -> str:
     return (
         f"<h2>AudioLM's table ({protocol.get('clips')} held-out clips of {_fmt(protocol.get('clip_seconds'))} s, "
         f"{_fmt(protocol.get('prompt_seconds'))} s prompts)</h2><table>{head}{body}</table>"
-        f"<p class='note'>Speaker similarity references: same speaker (real audio after the prompt) "
+        f"<p class='note'>Under each figure, its 95% interval over resamples of the clips (bootstrap): how far it "
+        f"could move with other clips and sampling draws. Speaker similarity references: same speaker (real audio after the prompt) "
         f"{_fmt(refs.get('same_speaker'))}, different speaker {_fmt(refs.get('different_speaker'))}. PER references: the "
         f"original {_fmt(rows.get('original', {}).get('per'))} (floor), each transcript scored against another clip's "
         f"phones {_fmt(refs.get('per_mismatched_transcripts'))} (chance). Semantic-LM perplexity of the continuations "

@@ -1,4 +1,6 @@
 """The diagnosis names the stage that misses its target, and does not judge a check an upstream failure decides."""
+import pytest
+
 from soundstage.plugins.audiolm.evaluation.diagnosis import diagnose
 
 
@@ -81,3 +83,37 @@ def test_the_probe_on_the_semantic_ids_says_whether_the_tokens_or_the_acoustic_s
     assert checks["semantic"]["passed"] is True and checks["resynthesis"]["passed"] is False
     assert "not the semantic tokens" in checks["resynthesis"]["if_failed"]
     assert checks["resynthesis"]["stage"] == "coarse_lm / fine_lm"
+
+
+def _with_clips(figures, codec_edits, resyn_edits, phones=100):
+    """The same figures with per-clip counts: every clip reads at the given edits out of ``phones``."""
+    n = len(codec_edits)
+    same, diff, voice = [0.9] * n, [0.2] * n, [0.85] * n
+    figures["protocol"] |= {"clips": n, "per_clip": {
+        "original": {"edits": [15] * n, "phones": [phones] * n, "speaker_similarity": same},
+        "codec": {"edits": codec_edits, "phones": [phones] * n, "speaker_similarity": voice},
+        "resynthesis": {"edits": resyn_edits, "phones": [phones] * n},
+        "continuation": {"speaker_similarity": [0.8] * n},
+        "mismatched_transcripts": {"edits": [90] * n, "phones": [phones] * n},
+        "different_speaker": {"speaker_similarity": diff}}}
+    rows = figures["protocol"]["rows"]
+    rows["codec"]["per"] = sum(codec_edits) / (n * phones)
+    rows["resynthesis"]["per"] = sum(resyn_edits) / (n * phones)
+    return figures
+
+
+def test_a_verdict_far_from_its_target_is_resolved_and_one_at_it_is_not():
+    far = _by_stage(diagnose(_with_clips(_figures(0.18, 0.6, 0.85, 0.8, 30.0), [18] * 32, [60] * 32)))
+    assert far["resynthesis"]["passed"] is False and far["resynthesis"]["resolved"] is True
+    low, high = far["resynthesis"]["margin_interval"]
+    assert low == high == pytest.approx(2 * 0.18 - 0.6)  # identical clips: no spread
+
+    # half the clips just under twice the codec, half just over: the mean is at the target, the clips cannot tell
+    near = _by_stage(diagnose(_with_clips(_figures(0.18, 0.36, 0.85, 0.8, 30.0), [18] * 32, [30, 42] * 16)))
+    low, high = near["resynthesis"]["margin_interval"]
+    assert low < 0 < high and near["resynthesis"]["resolved"] is False
+
+
+def test_checks_without_per_clip_data_carry_no_interval():
+    checks = diagnose(_figures(0.18, 0.3, 0.85, 0.8, 30.0))
+    assert not any("margin_interval" in c for c in checks)

@@ -138,6 +138,12 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
     for row in rows.values():
         assert -1 <= row["speaker_similarity"] <= 1
     assert -1 <= protocol["references"]["same_speaker"] <= 1 and "per_mismatched_transcripts" in protocol["references"]
+    for row in ("original", "codec", "resynthesis"):  # the per-clip counts add up to the figure; its interval is ordered
+        counts = protocol["per_clip"][row]
+        assert len(counts["edits"]) == 2 and sum(counts["edits"]) / sum(counts["phones"]) == pytest.approx(rows[row]["per"])
+        low, high = protocol["intervals"][row]["per"]
+        assert 0 <= low <= high
+    assert set(protocol["per_clip"]) >= {"mismatched_transcripts", "different_speaker"}
     assert protocol["semantic_plausibility"]["tokens"] > 0
     words = figures.get("words")  # whole English utterances with text, when pocketsphinx is installed
     if importlib.util.find_spec("pocketsphinx"):
