@@ -38,10 +38,11 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_export)
 
     try:
-        from .evaluation.cli import add_eval_command
+        from .evaluation.cli import add_compare_command, add_eval_command
     except ImportError:
         return
     add_eval_command(sub)
+    add_compare_command(sub)
 
 
 def check_generate_args(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""``soundstage eval RUN_DIR``: the evaluation verb (wired into ``soundstage.cli`` by ``add_eval_command``)."""
+"""``soundstage eval RUN_DIR`` and ``soundstage eval-compare A B``: the evaluation verbs (wired into ``soundstage.cli``)."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,38 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     figures = evaluate_run(args.run_dir, cfg)
     summary = {k: figures[k] for k in ("protocol", "lm", "diagnosis") if k in figures}
     if "protocol" in summary:  # the per-clip arrays are for eval.json, not the terminal
-        summary["protocol"] = {k: v for k, v in summary["protocol"].items() if k != "per_clip"}
+        summary["protocol"] = {k: v for k, v in summary["protocol"].items() if k not in ("per_clip", "clip_keys")}
     print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def add_compare_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``eval-compare A B``: two evaluations of the same clips, B - A per figure with its paired 95% interval."""
+    p = subparsers.add_parser(
+        "eval-compare", help="compare two evaluations of the same held-out clips: B - A per figure, with the 95%% "
+                             "interval of the difference (paired bootstrap over the clips)")
+    p.add_argument("a", help="the baseline: an eval folder (RUN_DIR/eval) or its eval.json")
+    p.add_argument("b", help="the other evaluation, of the same clips")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_compare)
+    return p
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from .compare import compare, load_protocol
+
+    lines = compare(load_protocol(args.a), load_protocol(args.b))
+    if args.json:
+        print(json.dumps(lines, indent=2))
+        return 0
+    print(f"{'row':22s} {'figure':20s} {'A':>7s} {'B':>7s}  B - A [95% interval]")
+    for line in lines:
+        span = line["interval"]
+        diff = f"{line['difference']:+.3f}" + (f" [{span[0]:+.3f}, {span[1]:+.3f}]" if span else "")
+        verdict = {True: "  resolved", False: "  within noise", None: ""}[line["resolved"]]
+        if span == [0.0, 0.0]:
+            verdict = "  identical"
+        print(f"{line['row']:22s} {line['figure']:20s} {line['a']:7.3f} {line['b']:7.3f}  {diff}{verdict}")
     return 0

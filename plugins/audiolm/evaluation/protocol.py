@@ -200,6 +200,6 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
     out = {"rows": table, "references": refs, "first_levels": ceiling, "clips": len(clips),
            "clip_seconds": round(len(clips[0].wave) / sample_rate, 3) if clips else 0.0,
            "prompt_seconds": cfg.prompt_seconds, "continuation_seconds": cfg.continuation_seconds,
-           "per_clip": {row: arrays for row, arrays in per_clip.items() if arrays}}
+           "clip_keys": [c.key for c in clips], "per_clip": {row: arrays for row, arrays in per_clip.items() if arrays}}
     out["intervals"] = figure_intervals(out)
     return out

@@ -144,6 +144,7 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
         low, high = protocol["intervals"][row]["per"]
         assert 0 <= low <= high
     assert set(protocol["per_clip"]) >= {"mismatched_transcripts", "different_speaker"}
+    assert len(protocol["clip_keys"]) == 2 and len(set(protocol["clip_keys"])) == 2  # eval-compare checks them
     assert protocol["semantic_plausibility"]["tokens"] > 0
     words = figures.get("words")  # whole English utterances with text, when pocketsphinx is installed
     if importlib.util.find_spec("pocketsphinx"):
