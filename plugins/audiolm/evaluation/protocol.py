@@ -27,7 +27,7 @@ import torch
 
 from soundstage.data.utterances import Utterance
 
-from .phone_recognizer import PhoneRecognizer, phone_errors, phone_sequence
+from .phone_recognizer import PhoneRecognizer, edit_rate, phone_errors, phone_sequence
 from .speaker_embedding import SpeakerEmbedding
 from .uncertainty import figure_intervals
 
@@ -152,7 +152,7 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
         hyp = phones.transcribe([torch.from_numpy(w) for w in waves])
         edits, lengths = phone_errors(hyp, references)
         per_clip.setdefault(row, {}).update({f"edits{suffix}": edits, f"phones{suffix}": lengths})
-        table.setdefault(row, {})[f"per{suffix}"] = sum(edits) / sum(lengths) if sum(lengths) else float("nan")
+        table.setdefault(row, {})[f"per{suffix}"] = edit_rate(edits, lengths)
         return hyp
 
     for row in ROWS:
@@ -164,7 +164,7 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
                 if row == "original":  # each transcript against another clip's reference
                     edits, lengths = phone_errors(hyp[1:] + hyp[:1], [c.phones for c in clips])
                     per_clip["mismatched_transcripts"] = {"edits": edits, "phones": lengths}
-                    refs["per_mismatched_transcripts"] = sum(edits) / sum(lengths) if sum(lengths) else float("nan")
+                    refs["per_mismatched_transcripts"] = edit_rate(edits, lengths)
             score_phones(row, after, [c.phones_after_prompt for c in clips], "_after_prompt")
         if speaker is not None:
             prompts = [torch.from_numpy(c.wave[:prompt_n]) for c in clips]
