@@ -58,6 +58,12 @@ class SoundStreamConfig(StageConfig):
     adversarial_weight: float = 1.0
     feature_weight: float = 2.0
     balancer: bool = False  # EnCodec-style gradient balancer over the generator terms
+    # Semantic distillation (SpeechTokenizer, Zhang et al. 2023; Mimi): the first RVQ level's vectors also
+    # predict the semantic tokenizer's id of their frame (a linear head, cross-entropy with this weight),
+    # so level 0 carries what is said and the coarse LM can read it off the semantic ids. 0: off; above 0
+    # the stage needs the semantic tokenizer (recipe `needs`), whose vocabulary is semantic_vocab_size.
+    semantic_weight: float = 0.0
+    semantic_vocab_size: int = 0
     # GAN schedule, in generator updates. Before ``adversarial_start_step`` the discriminators are not run at
     # all (no D forward/backward): the generator learns from the mel/spectral losses only, which is several
     # times cheaper per step (~4x for ``small`` on CPU) and gets intelligible reconstructions early. From then
@@ -101,9 +107,11 @@ class SoundStreamConfig(StageConfig):
             positive=("sample_rate", "segment_seconds", "val_segment_seconds", "lr", "disc_lr", "gen_grad_clip",
                       "disc_grad_clip"),
             non_negative=("vocos_encoder_layers", "vocos_decoder_layers", "vocos_n_fft", "kmeans_iters", "dead_code_hits", "commitment_weight", "mel_weight", "stft_weight",
-                          "waveform_weight", "adversarial_weight", "feature_weight", "adversarial_start_step",
+                          "waveform_weight", "adversarial_weight", "feature_weight", "semantic_weight", "adversarial_start_step",
                           "disc_warmup_steps", "lr_warmup_steps", "wave_disc_scales", "log_audio_clips"),
             fraction=("ema_decay", "quantizer_dropout", "lr_decay", "betas", "lr_anneal_fraction", "min_lr_ratio"),
         )
+        if self.semantic_weight > 0 and self.semantic_vocab_size < 1:
+            raise ValueError("semantic_weight > 0 needs semantic_vocab_size (the semantic tokenizer's vocabulary)")
         if self.architecture not in ("seanet", "vocos"):
             raise ValueError(f"codec architecture {self.architecture!r}: expected 'seanet' or 'vocos'")

@@ -200,6 +200,7 @@ class CodecOutput:
     codes: Tensor  # [B, Q, T'] int64
     commitment_loss: Tensor  # scalar
     stats: dict[str, Tensor]  # per-level usage / perplexity / restarts
+    first_level: Tensor  # [B, D, T'] the first RVQ level's vectors (straight-through to the encoder)
 
 
 class CodecGenerator(nn.Module):
@@ -225,7 +226,7 @@ class CodecGenerator(nn.Module):
         latents = self.encoder(self.pad(wave))  # [B, D, T']
         q = self.quantizer(latents, num_quantizers)
         audio = self.decoder(q.quantized)[..., : wave.shape[-1]]  # [B, T]
-        return CodecOutput(audio, q.codes, q.commitment_loss, q.stats)
+        return CodecOutput(audio, q.codes, q.commitment_loss, q.stats, q.first)
 
     def encode(self, wave: Tensor, num_quantizers: int | None = None) -> Tensor:
         """[B, T] waveform -> int64 codes [B, Q, ceil(T / hop)]."""

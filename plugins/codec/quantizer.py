@@ -128,6 +128,7 @@ class RVQOutput:
     codes: Tensor  # [B, Q, T] int64
     commitment_loss: Tensor  # scalar
     stats: dict[str, Tensor]
+    first: Tensor  # [B, D, T] the first level's vectors, straight-through to the input (semantic distillation)
 
 
 class ResidualVQ(nn.Module):
@@ -170,8 +171,11 @@ class ResidualVQ(nn.Module):
 
         residual, quantized = x, torch.zeros_like(x)
         codes, commit, stats = [], x.new_zeros(()), {}
+        first = x
         for i, level in enumerate(self.levels[:run]):
             q, c, restarted = level(residual)
+            if i == 0:
+                first = x + (q - x).detach()
             keep = (n_vec > i).float()  # [N, 1]
             quantized = quantized + q * keep
             err = (residual - q).pow(2).mean(1, keepdim=True)  # commitment pulls the encoder towards the codes
@@ -191,6 +195,7 @@ class ResidualVQ(nn.Module):
             codes=torch.stack(codes[:n_q], dim=1),  # [B, Q, T]
             commitment_loss=commit / run,
             stats=stats,
+            first=first.view(b, t, d).transpose(1, 2).to(z.dtype),
         )
 
     @torch.no_grad()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from soundstage.plugins.role_specs import CodecSpec
 from soundstage.registry import register_stage
-from soundstage.token_contract import TokenStream
+from soundstage.token_contract import TokenExpectation, TokenStream
 
 from .config import SoundStreamConfig
 
@@ -19,6 +19,8 @@ class SoundStreamSpec(CodecSpec):
     """SoundStream codec stage: consumes audio, produces acoustic tokens [B, Q, T'] at ``frame_rate`` Hz."""
 
     config_class = SoundStreamConfig
+    consumes = ("audio", "semantic")
+    optional_consumes = ("semantic",)  # only with semantic distillation (``semantic_weight`` > 0)
 
     @classmethod
     def implementation(cls) -> type["SoundStreamStage"]:
@@ -37,6 +39,19 @@ class SoundStreamSpec(CodecSpec):
         hop = math.prod(config.strides)
         return {"acoustic": TokenStream("acoustic", config.codebook_size, config.sample_rate / hop,
                                         config.num_quantizers, config.sample_rate)}
+
+    @classmethod
+    def check_upstream(cls, config: SoundStreamConfig, upstream: dict) -> list[str]:
+        if config.semantic_weight > 0 and not any("semantic" in spec.produces for spec, _ in upstream.values()):
+            return ["config.semantic_weight > 0 distils the semantic ids into the first RVQ level: "
+                    "add the semantic tokenizer to the codec's needs"]
+        return []
+
+    @classmethod
+    def expected_streams(cls, config: SoundStreamConfig) -> list[TokenExpectation]:
+        if config.semantic_weight <= 0:
+            return []
+        return [TokenExpectation("semantic", config.semantic_vocab_size, keys={"vocab_size": "semantic_vocab_size"})]
 
     @classmethod
     def memory_floor(cls, config: SoundStreamConfig) -> list[tuple[str, float, str]]:

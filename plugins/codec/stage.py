@@ -11,7 +11,10 @@ One training step (manual optimization, two optimizers):
      parameter exactly once per step and needs no ``find_unused_parameters``.
 Before ``adversarial_start_step`` generator updates, step 2 is skipped: the discriminators do not run
 and the generator learns from the mel/spectral losses alone (the discriminators are most of a CPU step).
-Both optimizers then step every ``accumulate_grad_batches`` batches, after clipping. Lightning counts
+With ``semantic_weight`` > 0 the first RVQ level's vectors also predict the upstream semantic
+tokenizer's ids through a linear head (semantic distillation, SpeechTokenizer / Mimi); the
+cross-entropy joins the generator's objective and reaches the encoder through the straight-through
+estimator. Both optimizers then step every ``accumulate_grad_batches`` batches, after clipping. Lightning counts
 each ``optimizer.step()``: ``trainer.global_step`` (and ``max_steps``) is 2 per generator update.
 """
 from __future__ import annotations
@@ -23,7 +26,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from soundstage.errors import SoundstageError
 from soundstage.plugins.roles import CodecStage
+from soundstage.plugins.teacher_ids import TeacherIds
 from soundstage.lr_schedule import warmup_anneal
 from soundstage.optim import adamw
 from soundstage.stage import StageContext
@@ -58,6 +63,9 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
         if c.compile:  # in place: parameter names (and checkpoints) stay the same
             for module in (self.codec.encoder, self.codec.decoder, self.discriminators):
                 module.compile()
+        # semantic distillation: level-0 vectors -> semantic ids (trained with the generator, used only in training)
+        self.semantic_head = torch.nn.Conv1d(c.latent_dim, c.semantic_vocab_size, 1) if c.semantic_weight > 0 else None
+        self._semantic: list[TeacherIds] = []  # the semantic tokenizer, outside the module tree: never saved
         self.val_si_snr = ScaleInvariantSignalNoiseRatio()
         self.val_mel = MelDistance(c.sample_rate)
         self.val_stft = STFTDistance(c.sample_rate)
@@ -112,6 +120,35 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
             augment=c.augment,
         )
 
+    def prepare(self, ctx: StageContext) -> None:
+        """With semantic distillation, load the upstream semantic tokenizer whose ids level 0 learns to predict."""
+        c = self.config
+        if c.semantic_weight <= 0:
+            return
+        teacher = ctx.load_upstream("semantic")
+        if int(teacher.vocab_size) != c.semantic_vocab_size:
+            raise SoundstageError(f"stage {ctx.name!r}: config.semantic_vocab_size={c.semantic_vocab_size} but the "
+                                  f"semantic tokenizer has {teacher.vocab_size} ids")
+        if int(teacher.sample_rate) != c.sample_rate:
+            raise SoundstageError(f"stage {ctx.name!r}: the semantic tokenizer reads {teacher.sample_rate} Hz audio, "
+                                  f"the codec {c.sample_rate} Hz")
+        self.set_semantic_teacher(teacher)
+
+    def set_semantic_teacher(self, teacher: Any) -> None:
+        """Distil ``teacher.encode(wave) -> ids`` (a semantic tokenizer) into the first RVQ level."""
+        self._semantic = [TeacherIds(teacher, self.frame_rate, f"codec {self.stage_name}")]
+
+    def semantic_loss(self, x: Tensor, first_level: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(cross-entropy, accuracy) of the head's prediction of the semantic ids from level-0 vectors [B, D, T']."""
+        if not self._semantic:
+            raise SoundstageError("codec: semantic_weight > 0 but no semantic tokenizer (prepare(ctx) or set_semantic_teacher)")
+        ids = self._semantic[0](x, lengths, first_level.shape[-1])  # [B, T'], -1: no id
+        logits = self.semantic_head(first_level.float())  # [B, V, T']
+        loss = torch.nn.functional.cross_entropy(logits, ids, ignore_index=-1)
+        known = ids >= 0
+        acc = (logits.argmax(1) == ids)[known].float().mean()
+        return loss, acc
+
     def after_fit(self, ctx: StageContext) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "frame_rate": self.frame_rate, "hop_length": self.hop_length,
                 "num_quantizers": self.num_quantizers, "codebook_size": self.codebook_size}
@@ -122,7 +159,10 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
     # --- training ---------------------------------------------------------------------------------
     def configure_optimizers(self):
         c = self.config
-        g_opt = adamw(self.codec.parameters(), lr=c.lr, betas=tuple(c.betas))
+        params = list(self.codec.parameters())
+        if self.semantic_head is not None:
+            params += list(self.semantic_head.parameters())
+        g_opt = adamw(params, lr=c.lr, betas=tuple(c.betas))
         d_opt = adamw(self.discriminators.parameters(), lr=c.disc_lr, betas=tuple(c.betas))
         # per generator update (both schedulers step once per update); the anneal follows the trainer's budget
         factor = warmup_anneal(self._trainer, c.lr_warmup_steps, c.min_lr_ratio, c.lr_anneal_fraction, c.lr_decay)
@@ -173,6 +213,10 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
         # <y, dL/dy> has gradient dL/dy w.r.t. y: the generator backward starts from the shared reconstruction
         total = (out.audio * grad_y).sum() + c.commitment_weight * out.commitment_loss + d_loss
         logs = {f"train/{k}": v.detach() for k, v in losses.items()}
+        if self.semantic_head is not None:
+            semantic, accuracy = self.semantic_loss(x, out.first_level)
+            total = total + c.semantic_weight * semantic
+            logs["train/semantic_ce"], logs["train/semantic_acc"] = semantic.detach(), accuracy
         logs["train/d_loss"] = d_loss.detach()
         logs["train/commitment"] = out.commitment_loss.detach()
         logs.update({f"train/vq_{k}": v for k, v in out.stats.items()})
@@ -211,7 +255,11 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         x = batch["audio"]  # [B, T]
         lengths = batch.get("lengths")
-        y = self.codec(x).audio
+        out = self.codec(x)
+        y = out.audio
+        if self.semantic_head is not None and self._semantic:  # how well level 0 tells what is said
+            _, accuracy = self.semantic_loss(x, out.first_level, lengths)
+            self.log("val/semantic_acc", accuracy, batch_size=x.shape[0], sync_dist=True)
         for i in range(x.shape[0]):  # per clip, so padding never enters a metric
             n = int(lengths[i]) if lengths is not None else x.shape[1]
             xi, yi = x[i : i + 1, :n], y[i : i + 1, :n]

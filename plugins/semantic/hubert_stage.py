@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from soundstage.errors import SoundstageError
 from soundstage.lr_schedule import warmup_anneal
 from soundstage.optim import adamw
+from soundstage.plugins.teacher_ids import TeacherIds
 from soundstage.stage import Stage, StageContext
 
 from .configs import HubertStageConfig
@@ -38,7 +39,7 @@ class HubertStage(HubertSpec, Stage):
     def __init__(self, config: HubertStageConfig) -> None:
         super().__init__(config)
         self.model = Hubert(config.model) if config.model.num_targets > 0 else None
-        self._teacher: list[Any] = []  # the target tokenizer, outside the module tree so it is never saved
+        self._teacher: list[TeacherIds] = []  # the target tokenizer, outside the module tree so it is never saved
 
     def prepare(self, ctx: StageContext) -> None:
         """Load the target tokenizer and size the prediction head to its vocabulary."""
@@ -56,13 +57,7 @@ class HubertStage(HubertSpec, Stage):
 
     def set_teacher(self, teacher: Any) -> None:
         """Use ``teacher.encode(wave) -> ids`` as the target source (its frame rate must divide the model's)."""
-        ratio = self.model.frame_rate / float(teacher.frame_rate)
-        if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
-            raise SoundstageError(
-                f"hubert: model frame rate {self.model.frame_rate} Hz is not a whole multiple of the targets' {teacher.frame_rate} Hz"
-            )
-        self._repeat = int(round(ratio))
-        self._teacher = [teacher.eval().requires_grad_(False)]
+        self._teacher = [TeacherIds(teacher, self.model.frame_rate, "hubert")]
 
     @property
     def sample_rate(self) -> int:
@@ -81,12 +76,7 @@ class HubertStage(HubertSpec, Stage):
         """Teacher ids at the model's frame rate: [B, frames] (repeated when the teacher is slower)."""
         if not self._teacher:
             raise SoundstageError("hubert: no target tokenizer (call prepare(ctx) or set_teacher)")
-        teacher = self._teacher[0].to(wave.device)
-        ids = teacher.encode(wave, lengths) if _takes_lengths(teacher) else teacher.encode(wave)  # [B, Tt]
-        ids = ids.repeat_interleave(self._repeat, dim=1)[:, :frames]  # [B, <= frames]
-        if ids.shape[1] < frames:
-            ids = F.pad(ids, (0, frames - ids.shape[1]), value=-1)
-        return ids.long()
+        return self._teacher[0](wave, lengths, frames)
 
     def _step(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         wave, lengths = batch["audio"], batch.get("lengths")
@@ -130,11 +120,3 @@ class HubertStage(HubertSpec, Stage):
         c = self.config
         return SemanticDataModule.from_config(ctx, c, c.model.sample_rate)
 
-
-def _takes_lengths(tokenizer: Any) -> bool:
-    import inspect
-
-    try:
-        return "lengths" in inspect.signature(tokenizer.encode).parameters
-    except (TypeError, ValueError):
-        return False

@@ -40,7 +40,8 @@ def generator_updates(stage, batch, steps, opt, log_key, sched=None) -> list[flo
 
 def test_registered_and_presets_build():
     assert get_stage("soundstream") is SoundStreamStage
-    assert SoundStreamStage.consumes == ("audio",) and SoundStreamStage.produces == ("acoustic",)
+    assert SoundStreamStage.consumes == ("audio", "semantic") and SoundStreamStage.produces == ("acoustic",)
+    assert SoundStreamStage.optional_consumes == ("semantic",)  # only semantic distillation reads it
     paper = preset_config("paper")
     assert (paper.sample_rate, paper.strides, paper.num_quantizers, paper.codebook_size) == (16000, [2, 4, 5, 8], 12, 1024)
     assert set(PRESETS) == {"tiny", "small", "paper"}
