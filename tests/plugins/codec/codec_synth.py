@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from soundstage.plugins.codec.presets import preset_config
+
 
 def synth_clip(seed: int, num_samples: int, sample_rate: int = 16000) -> torch.Tensor:
     """A deterministic voiced-sound-like clip [T]: a few harmonics of a gliding f0 under a smooth envelope."""
@@ -63,3 +65,13 @@ class DumpStateOnTrainEnd(L.Callback):
 
         state = {k: v.detach().cpu().contiguous() for k, v in pl_module.state_dict().items()}
         save_file(state, f"{self.folder}/rank{trainer.global_rank}.safetensors")
+
+
+def micro_config(**overrides):
+    """Smaller than ``tiny``: a few seconds of CPU for a whole fit."""
+    base = dict(channels=4, decoder_channels=4, strides=[2, 4, 5], latent_dim=8, dilations=[1, 3],
+                num_quantizers=3, codebook_size=32, stft_disc_ffts=[128], stft_disc_channels=4,
+                wave_disc_scales=1, wave_disc_channels=4, disc_max_channels=16,
+                mel_ffts=[64, 256], mel_bins=[16, 32], batch_size=4, segment_seconds=0.25, log_audio_clips=1,
+                adversarial_start_step=0, lr_warmup_steps=0)
+    return preset_config("tiny", **{**base, **overrides})

@@ -5,23 +5,13 @@ import time
 import lightning as L
 import pytest
 import torch
-from codec_synth import SynthAudioDataModule, synth_clip
+from codec_synth import SynthAudioDataModule, micro_config, synth_clip
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from soundstage.plugins.codec.presets import PRESETS, preset_config
 from soundstage.plugins.codec.stage import SoundStreamStage
 from soundstage.registry import get_stage
 from soundstage.stage import Stage
-
-
-def micro_config(**overrides):
-    """Smaller than ``tiny``: a few seconds of CPU for a whole fit."""
-    base = dict(channels=4, decoder_channels=4, strides=[2, 4, 5], latent_dim=8, dilations=[1, 3],
-                num_quantizers=3, codebook_size=32, stft_disc_ffts=[128], stft_disc_channels=4,
-                wave_disc_scales=1, wave_disc_channels=4, disc_max_channels=16,
-                mel_ffts=[64, 256], mel_bins=[16, 32], batch_size=4, segment_seconds=0.25, log_audio_clips=1,
-                adversarial_start_step=0, lr_warmup_steps=0)
-    return preset_config("tiny", **{**base, **overrides})
 
 
 def generator_updates(stage, batch, steps, opt, log_key, sched=None) -> list[float]:
