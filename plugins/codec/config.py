@@ -63,7 +63,7 @@ class SoundStreamConfig(StageConfig):
     # so level 0 carries what is said and the coarse LM can read it off the semantic ids. 0: off; above 0
     # the stage needs the semantic tokenizer (recipe `needs`), whose vocabulary is semantic_vocab_size.
     semantic_weight: float = 0.0
-    semantic_vocab_size: int = 0
+    semantic_vocab_size: int = 0  # with semantic_weight > 0: the semantic tokenizer's vocabulary (checked at validation)
     # GAN schedule, in generator updates. Before ``adversarial_start_step`` the discriminators are not run at
     # all (no D forward/backward): the generator learns from the mel/spectral losses only, which is several
     # times cheaper per step (~4x for ``small`` on CPU) and gets intelligible reconstructions early. From then

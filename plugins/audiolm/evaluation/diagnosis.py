@@ -81,7 +81,9 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         if first_per <= target and forced is not None:  # split the first step's loss: accuracy, then drift
             accuracy = " / ".join(f"{a:.2f}" for a in ceiling.get("teacher_forced_accuracy", []))
             where = (f"its accuracy is the limit: its most likely codes given the true history already read at "
-                     f"PER {forced:.2f}, above the target (level accuracy {accuracy}): train it longer or larger"
+                     f"PER {forced:.2f}, above the target (level accuracy {accuracy}): train it longer or larger, or distil the "
+                     "semantic ids into the codec's first level (codec semantic_weight: content up, voice down "
+                     "at small sizes, docs/codec.md)"
                      if forced > target else
                      f"generating from its own samples is the limit: given the true history its codes read at PER "
                      f"{forced:.2f}, within the target (level accuracy {accuracy}), and drift takes it to "
