@@ -13,8 +13,8 @@ Before ``adversarial_start_step`` generator updates, step 2 is skipped: the disc
 and the generator learns from the mel/spectral losses alone (the discriminators are most of a CPU step).
 With ``semantic_weight`` > 0 the first RVQ level's vectors also predict the upstream semantic
 tokenizer's ids through a linear head (semantic distillation, SpeechTokenizer / Mimi); the
-cross-entropy joins the generator's objective and reaches the encoder through the straight-through
-estimator. Both optimizers then step every ``accumulate_grad_batches`` batches, after clipping. Lightning counts
+cross-entropy joins the generator's objective (outside the balancer, like the commitment loss: it is
+no function of the reconstruction) and reaches the encoder through the straight-through estimator. Both optimizers then step every ``accumulate_grad_batches`` batches, after clipping. Lightning counts
 each ``optimizer.step()``: ``trainer.global_step`` (and ``max_steps``) is 2 per generator update.
 """
 from __future__ import annotations
