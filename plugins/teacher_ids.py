@@ -1,8 +1,9 @@
 """An upstream semantic tokenizer's ids as per-frame training targets.
 
 HuBERT's masked prediction and the codec's semantic distillation both read them: the tokenizer runs
-on every training batch (frozen, never saved with the student), and its ids are repeated to the
-student's frame rate, which must be a whole multiple of the tokenizer's.
+on every training batch (frozen, never saved with the student), reads audio at the student's sample
+rate, and its ids are repeated to the student's frame rate, which must be a whole multiple of the
+tokenizer's.
 """
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ def _takes_lengths(tokenizer: Any) -> bool:
 class TeacherIds:
     """``teacher.encode(wave) -> ids`` at ``frame_rate`` Hz: ``ids(wave, lengths, frames) -> [B, frames]``."""
 
-    def __init__(self, teacher: Any, frame_rate: float, student: str) -> None:
+    def __init__(self, teacher: Any, frame_rate: float, sample_rate: int, student: str) -> None:
+        if int(teacher.sample_rate) != int(sample_rate):
+            raise SoundstageError(f"{student}: the semantic tokenizer reads {teacher.sample_rate} Hz audio, "
+                                  f"the {student} {sample_rate} Hz")
         ratio = frame_rate / float(teacher.frame_rate)
         if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
             raise SoundstageError(
@@ -33,7 +37,6 @@ class TeacherIds:
             )
         self.repeat = int(round(ratio))
         self.teacher = teacher.eval().requires_grad_(False)
-        self.vocab_size = int(teacher.vocab_size)
 
     @torch.no_grad()
     def __call__(self, wave: torch.Tensor, lengths: torch.Tensor | None, frames: int) -> torch.Tensor:

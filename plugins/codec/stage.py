@@ -129,14 +129,11 @@ class SoundStreamStage(SoundStreamSpec, CodecStage):
         if int(teacher.vocab_size) != c.semantic_vocab_size:
             raise SoundstageError(f"stage {ctx.name!r}: config.semantic_vocab_size={c.semantic_vocab_size} but the "
                                   f"semantic tokenizer has {teacher.vocab_size} ids")
-        if int(teacher.sample_rate) != c.sample_rate:
-            raise SoundstageError(f"stage {ctx.name!r}: the semantic tokenizer reads {teacher.sample_rate} Hz audio, "
-                                  f"the codec {c.sample_rate} Hz")
         self.set_semantic_teacher(teacher)
 
     def set_semantic_teacher(self, teacher: Any) -> None:
         """Distil ``teacher.encode(wave) -> ids`` (a semantic tokenizer) into the first RVQ level."""
-        self._semantic = [TeacherIds(teacher, self.frame_rate, f"codec {self.stage_name}")]
+        self._semantic = [TeacherIds(teacher, self.frame_rate, self.sample_rate, "codec")]
 
     def semantic_loss(self, x: Tensor, first_level: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(cross-entropy, accuracy) of the head's prediction of the semantic ids from level-0 vectors [B, D, T']."""
