@@ -33,12 +33,14 @@ def distilling(weight=1.0, vocab=8):
 
 def test_level_zero_learns_the_semantic_ids(waves, teacher):
     torch.manual_seed(0)
-    stage = distilling()
+    # weight 3 and 160 updates: last-5 accuracy 0.39-0.44 over seeds 0-2 at 120 updates, where weight 1
+    # read 0.28-0.34 against the 0.32 this asserts (a chaotic trajectory: float rounding flipped it)
+    stage = distilling(weight=3.0)
     stage.set_semantic_teacher(teacher)
     stage.train()
     opt = torch.optim.Adam(list(stage.codec.parameters()) + list(stage.semantic_head.parameters()), lr=3e-3)
     ce, acc = [], []
-    for _ in range(120):
+    for _ in range(160):
         total, logs = stage.step_objective(waves, adversarial=False, discriminators=False)
         opt.zero_grad()
         total.backward()
