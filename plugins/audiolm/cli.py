@@ -71,6 +71,14 @@ def _check_length(pipe, seconds: float) -> None:
                               f"tokens/s); ask for at least {1 / rate:g} s")
 
 
+def float_list(text: str) -> list[float]:
+    """A comma-separated list of numbers ("1.5,1,1")."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 1.5,1,1, got {text!r}") from None
+
+
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     """Overrides of every sampled stage's temperature / top-k / top-p, and the coarse LM's own options (generate and eval)."""
     for stage in SAMPLED_STAGES:
@@ -79,6 +87,10 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{stage}-top-p", type=float, help=f"the {stage} stage's nucleus top-p")
     p.add_argument("--coarse-guidance", type=float, help="classifier-free guidance of the coarse LM (its "
                    "sampling.guidance; higher follows the semantic tokens more, keeps less of the prompt's voice)")
+    p.add_argument("--coarse-level-guidance", type=float_list, metavar="G0,G1,..",
+                   help="the coarse LM's guidance per RVQ level, e.g. 1.5,1,1 (its sampling.level_guidance)")
+    p.add_argument("--coarse-level-temperature", type=float_list, metavar="T0,T1,..",
+                   help="the coarse LM's temperature per RVQ level (its sampling.level_temperature)")
     p.add_argument("--coarse-candidates", type=int, help="best of N coarse continuations of every "
                    "sampling.candidate_seconds, by how well their audio re-tokenizes to the semantic tokens "
                    "(the coarse LM's sampling.candidates; N x the coarse decoding time)")
@@ -94,7 +106,8 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, dict]:
             "top_p": getattr(args, f"{stage}_top_p"),
         }
         if stage == "coarse":
-            values |= {"guidance": args.coarse_guidance, "candidates": args.coarse_candidates}
+            values |= {"guidance": args.coarse_guidance, "candidates": args.coarse_candidates,
+                       "level_guidance": args.coarse_level_guidance, "level_temperature": args.coarse_level_temperature}
         out[stage] = {k: v for k, v in values.items() if v is not None}
     return out
 

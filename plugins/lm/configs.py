@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from soundstage.config import check_ranges
+from soundstage.config import RangeError, check_ranges
 from soundstage.stage_spec import StageConfig
 
 # contract field -> the LM config key that sets it (named in mismatch messages)
@@ -126,10 +126,28 @@ class CoarseSamplingConfig(SamplingConfig):
 
     candidates: int = 1  # 1 = off
     candidate_seconds: float = 0.5
+    # One value per coarse RVQ level, in place of ``guidance`` / ``temperature`` for that level (empty:
+    # the scalar for every level). Level 0 carries most of the phones and levels 1+ more of the
+    # speaker, so e.g. guidance [1.5, 1, 1] follows the semantic ids at level 0 and the prompt above it.
+    level_guidance: list[float] = field(default_factory=list)
+    level_temperature: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_ranges(self, at_least_one=("candidates",), positive=("candidate_seconds",))
+        check_ranges(self, at_least_one=("candidates",), positive=("candidate_seconds",),
+                     non_negative=("level_guidance", "level_temperature"))
+
+    def per_level(self, num_levels: int) -> list[SamplingConfig]:
+        """The plain sampling of each of ``num_levels`` RVQ levels (its guidance and temperature)."""
+        for key in ("level_guidance", "level_temperature"):
+            n = len(getattr(self, key))
+            if n not in (0, num_levels):
+                raise RangeError(key, f"has {n} values; give one per coarse level ({num_levels}) or none", type(self))
+        return [SamplingConfig(
+            temperature=self.level_temperature[q] if self.level_temperature else self.temperature,
+            top_k=self.top_k, top_p=self.top_p, compile=self.compile,
+            guidance=self.level_guidance[q] if self.level_guidance else self.guidance,
+        ) for q in range(num_levels)]
 
 
 @dataclass
@@ -159,6 +177,10 @@ class CoarseLMConfig(LMConfig):
             self.sampling = CoarseSamplingConfig(**vars(self.sampling))
         check_ranges(self, at_least_one=("semantic_vocab_size", "codebook_size", "num_coarse_quantizers"),
                      positive=("semantic_rate", "acoustic_rate"), non_negative=("aligned_context",))
+        try:
+            self.sampling.per_level(self.num_coarse_quantizers)
+        except RangeError as exc:
+            raise RangeError("sampling." + exc.key, exc.reason, type(self)) from None
 
 
 @dataclass

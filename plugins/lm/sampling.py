@@ -56,7 +56,7 @@ def decode(
     model: Transformer,
     prompt: Tensor,
     ranges: Sequence[tuple[int, int]],
-    sampling: SamplingConfig,
+    sampling: SamplingConfig | Sequence[SamplingConfig],
     generator: torch.Generator | None = None,
     conditions: Tensor | None = None,
     unconditioned: Tensor | None = None,
@@ -69,7 +69,9 @@ def decode(
     run as one batch of 2B rows sharing each sampled token).
 
     Step i samples only from token ids ``ranges[i] = (lo, hi)``, which is how layouts keep each
-    position inside its stream's (or RVQ level's) vocabulary. One prefill, then one cached
+    position inside its stream's (or RVQ level's) vocabulary; a sequence of ``sampling`` configs is
+    used in turn (step i: ``sampling[i % len(sampling)]``, e.g. one per RVQ level of a layout that
+    interleaves them; ``compile`` is the first one's). One prefill, then one cached
     forward of a single token per step. On a CPU shared with other processes, batch-1 decoding
     is often fastest with ``torch.set_num_threads(1)`` (no waiting at every op's thread barrier).
     """
@@ -78,8 +80,8 @@ def decode(
     out = torch.empty(B, n, dtype=torch.long, device=prompt.device)
     if n == 0:
         return out
-    g = sampling.guidance
-    guided = g != 1.0 and conditions is not None
+    samplings = [sampling] if isinstance(sampling, SamplingConfig) else list(sampling)
+    guided = conditions is not None and any(s.guidance != 1.0 for s in samplings)
     if guided:
         if unconditioned is None:
             raise ValueError("sampling.guidance != 1 needs the unconditioned condition ids")
@@ -88,7 +90,7 @@ def decode(
     was_training = model.training
     model.eval()  # no dropout while generating
     try:
-        if sampling.compile:
+        if samplings[0].compile:
             cache, one_token = static_decoding(model, len(prompt), Tp + n - 1)
         else:
             cache = model.make_cache(len(prompt), Tp + n - 1)  # the last sampled token is never fed back
@@ -101,20 +103,21 @@ def decode(
                 logits = one_token(model, ids, position, cache, cond(a, b), span_for(pos, cache.max_len))  # [B(x2), V]
             else:
                 logits = model(ids, cache=cache, pos=pos, last_only=True, conditions=cond(a, b))[:, -1]
-            if not guided:
-                return logits
-            c, u = logits.float().chunk(2)
-            return u + g * (c - u)
+            return logits
 
         logits = step(prompt, 0, 0, Tp)
-        t, k, p = sampling.temperature, sampling.top_k, sampling.top_p
         steps = enumerate(ranges)
         if _SHOW_PROGRESS.get():
             from tqdm import tqdm
 
             steps = tqdm(steps, total=n, unit="tok", desc="decoding", leave=False)
         for i, (lo, hi) in steps:
-            out[:, i] = sample(logits[:, lo:hi], t, k, p, generator) + lo
+            s = samplings[i % len(samplings)]
+            scores = logits[:, lo:hi]
+            if guided:
+                c, u = scores.float().chunk(2)
+                scores = u + s.guidance * (c - u)
+            out[:, i] = sample(scores, s.temperature, s.top_k, s.top_p, generator) + lo
             if i + 1 < n:
                 fed = out[:, i : i + 1].repeat(2, 1) if guided else out[:, i : i + 1]
                 logits = step(fed, Tp + i, Tp + i, Tp + i + 1)

@@ -6,7 +6,8 @@ window are generated in sliding windows (semantic, coarse) or independent chunks
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from dataclasses import replace
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -109,12 +110,16 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
         guidance: float | None = None,
         candidates: int | None = None,
         scorer: CandidateScorer | None = None,
+        level_guidance: Sequence[float] | None = None,
+        level_temperature: Sequence[float] | None = None,
     ) -> Tensor:
         """Coarse codes [B, Q', num_frames] for semantic ids [B, Ts].
 
         ``acoustic_prompt`` [B, >=Q', Tp]: codes of the first Tp frames (kept as given);
         ``num_frames`` defaults to the duration of the semantic ids; ``guidance`` overrides
-        ``sampling.guidance`` (higher: closer to the semantic ids, less of the prompt's voice).
+        ``sampling.guidance`` (higher: closer to the semantic ids, less of the prompt's voice), and
+        ``level_guidance`` / ``level_temperature`` give one value per coarse level instead (an explicit
+        scalar ``guidance`` / ``temperature`` alone replaces the config's per-level lists too).
         With a ``scorer`` and ``candidates`` > 1 (default ``sampling.candidates``), every
         ``sampling.candidate_seconds`` of frames is drawn ``candidates`` times and the candidate the
         scorer rates lowest is kept (``CandidateScorer``).
@@ -130,7 +135,7 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
             if acoustic_prompt.shape[1] < Qc:
                 raise ValueError(f"acoustic_prompt has {acoustic_prompt.shape[1]} levels, need at least {Qc}")
             codes = acoustic_prompt[:, :Qc, :total].to(device)
-        sampling = self._sampling(temperature, top_k, top_p, guidance)
+        sampling = self._coarse_sampling(temperature, top_k, top_p, guidance, level_guidance, level_temperature)
         n = sampling.candidates if candidates is None else candidates
         if scorer is None or n <= 1:
             return self._extend(semantic, codes, total, sampling, generator)
@@ -142,6 +147,20 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
             cost = scorer(drawn, many, t0).view(B, n)  # [B, n]
             codes = drawn.view(B, n, Qc, -1)[torch.arange(B, device=device), cost.argmin(dim=1).to(device)]
         return codes
+
+    def _coarse_sampling(self, temperature: float | None, top_k: int | None, top_p: float | None,
+                         guidance: float | None, level_guidance: Sequence[float] | None,
+                         level_temperature: Sequence[float] | None) -> CoarseSamplingConfig:
+        """The stage's sampling with per-call overrides; a scalar given without its per-level list clears the list."""
+        sampling = self._sampling(temperature, top_k, top_p, guidance)
+        levels = {"level_guidance": (guidance, level_guidance), "level_temperature": (temperature, level_temperature)}
+        for key, (scalar, per_level) in levels.items():
+            if per_level is not None:
+                sampling = replace(sampling, **{key: [float(v) for v in per_level]})
+            elif scalar is not None:
+                sampling = replace(sampling, **{key: []})
+        sampling.per_level(self.config.num_coarse_quantizers)  # one value per level, or none
+        return sampling
 
     def _windows(self, t: int, total: int) -> Iterator[tuple[int, int, int]]:
         """(s0, a0, a1) of each window that makes frames t..total: semantic ids from s0, frames a0..a1, of
@@ -162,19 +181,23 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
                 generator: torch.Generator | None) -> Tensor:
         """Codes [B, Q', t] -> [B, Q', total], sampled window by window."""
         win_s, _ = self.window()
-        ranges = [self.layout.level_range(q) for q in range(self.config.num_coarse_quantizers)]
+        Qc = self.config.num_coarse_quantizers
+        ranges = [self.layout.level_range(q) for q in range(Qc)]
+        levels = sampling.per_level(Qc)  # decode uses them in turn: positions cycle through the levels
+        guided = any(s.guidance != 1.0 for s in levels)
         for s0, a0, a1 in self._windows(codes.shape[-1], total):
             t = codes.shape[-1]
             window = semantic[:, s0 : s0 + win_s]
             seq = self.layout.encode(window, codes[:, :, a0:t])
             cond = self.layout.conditions(window, a1 - a0) if self.layout.num_conditions else None
-            none = self.layout.unconditioned(cond) if cond is not None and sampling.guidance != 1.0 else None
-            new = decode(self.model, seq, ranges * (a1 - t), sampling, generator, cond, none)  # [B, Q'*(a1-t)]
+            none = self.layout.unconditioned(cond) if cond is not None and guided else None
+            new = decode(self.model, seq, ranges * (a1 - t), levels, generator, cond, none)  # [B, Q'*(a1-t)]
             codes = torch.cat([codes, self.layout.tokens_to_codes(new)], dim=-1)
         return codes
 
     @torch.inference_mode()
-    def teacher_forced(self, semantic: Tensor, codes: Tensor, guidance: float | None = None) -> Tensor:
+    def teacher_forced(self, semantic: Tensor, codes: Tensor, guidance: float | None = None,
+                       level_guidance: Sequence[float] | None = None) -> Tensor:
         """The most likely code of every coarse position given the true codes before it: [B, Q', Ta].
 
         ``codes`` [B, >=Q', Ta]: the true codes of semantic ids [B, Ts]. The windows, conditions and
@@ -184,7 +207,7 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
         """
         device, Qc = _device(self), self.config.num_coarse_quantizers
         semantic, codes = semantic.to(device), codes[:, :Qc].to(device)
-        g = self._sampling(None, None, None, guidance).guidance
+        g = [s.guidance for s in self._coarse_sampling(None, None, None, guidance, level_guidance, None).per_level(Qc)]
         win_s, _ = self.window()
         ranges = [self.layout.level_range(q) for q in range(Qc)]
         was_training = self.model.training
@@ -196,12 +219,16 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
                 seq = self.layout.encode(window, codes[:, :, a0:a1])
                 cond = self.layout.conditions(window, a1 - a0) if self.layout.num_conditions else None
                 logits = self.model(seq, conditions=cond).float()
-                if cond is not None and g != 1.0:
+                none = None
+                if cond is not None and any(gq != 1.0 for gq in g):
                     none = self.model(seq, conditions=self.layout.unconditioned(cond)).float()
-                    logits = none + g * (logits - none)
                 # position p predicts token p + 1; acoustic token j sits at len(window) + 1 + j
                 first = window.shape[-1] + (t - a0) * Qc
-                frames = logits[:, first : first + (a1 - t) * Qc].unflatten(1, (a1 - t, Qc))  # [B, a1-t, Q', V]
+                span = slice(first, first + (a1 - t) * Qc)
+                frames = logits[:, span].unflatten(1, (a1 - t, Qc))  # [B, a1-t, Q', V]
+                if none is not None:
+                    u = none[:, span].unflatten(1, (a1 - t, Qc))
+                    frames = u + torch.tensor(g, device=device).view(1, 1, Qc, 1) * (frames - u)
                 out.append(torch.stack([frames[:, :, q, lo:hi].argmax(-1) for q, (lo, hi) in enumerate(ranges)], dim=1))
                 t = a1
         finally:

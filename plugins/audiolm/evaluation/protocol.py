@@ -112,7 +112,9 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
         ids = gen.semantic_tokenizer.encode(wave)  # [B, Ts]
         forced = None
         if gen.soundstorm is None:
-            predicted = gen.coarse_lm.teacher_forced(ids, codes, guidance=gen.sampling["coarse"].get("guidance"))
+            coarse = gen.sampling["coarse"]
+            predicted = gen.coarse_lm.teacher_forced(ids, codes, guidance=coarse.get("guidance"),
+                                                     level_guidance=coarse.get("level_guidance"))
             forced = gen.codec.decode(predicted.to(codes.device))
             accuracy = (predicted.cpu() == codes[:, :levels].cpu()).float().mean(-1)  # [B, Q']
         resyn = gen.from_semantic(ids, generator=rng)

@@ -90,3 +90,5 @@ def test_generate_and_eval_take_the_same_sampling_overrides(verb):
                                              "2", "--soundstorm-temperature", "0", "--fine-top-p", "0.8"])
     assert sampling_overrides(args) == {"semantic": {}, "coarse": {"temperature": 0.9, "top_k": 50, "guidance": 2.0},
                                         "fine": {"top_p": 0.8}, "soundstorm": {"temperature": 0.0}}
+    args = build_parser().parse_args(verb + ["--coarse-level-guidance", "1.5,1,1", "--coarse-level-temperature", "0.7,0.4,.4"])
+    assert sampling_overrides(args)["coarse"] == {"level_guidance": [1.5, 1.0, 1.0], "level_temperature": [0.7, 0.4, 0.4]}

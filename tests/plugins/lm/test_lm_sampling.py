@@ -143,3 +143,59 @@ def test_a_per_call_guidance_overrides_the_configured_one():
     configured, off = stage.generate(semantic), stage.generate(semantic, guidance=1.0)
     stage.config.sampling.guidance = 1.0
     assert torch.equal(off, stage.generate(semantic)) and not torch.equal(configured, off)
+
+
+def test_a_sequence_of_sampling_configs_applies_one_per_step_in_turn():
+    """decode with [guidance g, guidance 1] (greedy) makes what two decodes of one token each make: the
+    first token guided, the second (after the first) not; the same list with one value is the scalar."""
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True, aligned_context=1))
+    torch.manual_seed(0)
+    for p in stage.model.condition.parameters():
+        p.data.normal_(0, 1.0)
+    layout, model = stage.layout, stage.model
+    semantic = torch.randint(0, SEM_VOCAB, (4, 6), generator=torch.Generator().manual_seed(4))
+    seq = layout.encode(semantic, torch.empty(4, QC, 0, dtype=torch.long))
+    cond = layout.conditions(semantic, 12)
+    none = layout.unconditioned(cond)
+    ranges = [layout.level_range(q) for q in range(QC)] * 12
+    guided, plain = SamplingConfig(temperature=0.0, guidance=4.0), SamplingConfig(temperature=0.0)
+    both = decode(model, seq, ranges[:2], [guided, plain], None, cond, none)
+    first = decode(model, seq, ranges[:1], guided, None, cond, none)
+    second = decode(model, torch.cat([seq, first], 1), ranges[1:2], plain, None, cond, none)
+    assert torch.equal(both, torch.cat([first, second], 1))
+    assert not torch.equal(first, decode(model, seq, ranges[:1], plain, None, cond, none))  # guidance mattered
+    assert torch.equal(decode(model, seq, ranges, [guided] * QC, None, cond, none), decode(model, seq, ranges, guided, None, cond, none))
+
+
+def test_per_level_guidance_and_temperature_of_the_coarse_lm():
+    """sampling.level_guidance: each level of the teacher-forced codes is the one that level's guidance
+    gives; generation with one value per level equals the scalar; a list of the wrong length is refused."""
+    import pytest
+
+    from soundstage.config import RangeError
+    from soundstage.plugins.lm.configs import CoarseSamplingConfig
+
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True, aligned_context=1)).eval()
+    torch.manual_seed(0)
+    for p in stage.model.condition.parameters():
+        p.data.normal_(0, 1.0)
+    semantic = torch.randint(0, SEM_VOCAB, (2, 25), generator=torch.Generator().manual_seed(3))
+    truth = torch.randint(0, CODEBOOK, (2, QC, 50), generator=torch.Generator().manual_seed(5))
+    mixed = [3.0] + [1.0] * (QC - 1)
+    forced = stage.teacher_forced(semantic, truth, level_guidance=mixed)
+    assert torch.equal(forced[:, 0], stage.teacher_forced(semantic, truth, guidance=3.0)[:, 0])
+    assert torch.equal(forced[:, 1:], stage.teacher_forced(semantic, truth, guidance=1.0)[:, 1:])
+    assert not torch.equal(forced, stage.teacher_forced(semantic, truth, guidance=3.0))
+
+    def draw(**kw):
+        return stage.generate(semantic, generator=torch.Generator().manual_seed(7), **kw)
+
+    assert torch.equal(draw(level_guidance=[2.0] * QC, level_temperature=[0.5] * QC), draw(guidance=2.0, temperature=0.5))
+    assert not torch.equal(draw(level_guidance=mixed), draw(guidance=3.0))
+    stage.config.sampling = CoarseSamplingConfig(level_guidance=mixed)
+    assert torch.equal(draw(), draw(level_guidance=mixed))
+    assert torch.equal(draw(guidance=1.0), draw(level_guidance=[1.0] * QC))  # a scalar override replaces the list
+    with pytest.raises(RangeError, match=f"level_guidance: has {QC + 1} values; give one per coarse level \\({QC}\\)"):
+        draw(level_guidance=[1.0] * (QC + 1))
+    with pytest.raises(RangeError, match="sampling.level_temperature"):
+        coarse_config(sampling=CoarseSamplingConfig(level_temperature=[0.5] * (QC + 1)))
