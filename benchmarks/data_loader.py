@@ -5,7 +5,13 @@ embedded speech corpus (or ``--shards``), and the audio-seconds/s a training ste
 SoundStream preset consumes (a small conv encoder-decoder if the codec plugin is missing).
 Prints JSON; ``ratio`` > 1 means the loader keeps up.
 
+``--restarts N`` also times the start of each of N epochs (``iter()`` to the first batch) with 2
+workers that are started anew every epoch vs workers that persist (what the datamodules use), in a
+process that holds ``speech_small``'s codec and its optimizer state, as a training process does:
+starting a worker forks that process.
+
     python benchmarks/data_loader.py --batches 40 --workers 0,1,2
+    python benchmarks/data_loader.py --workers 2 --restarts 6
 """
 from __future__ import annotations
 
@@ -87,13 +93,55 @@ def bench_codec_step(sample_rate: int, batch_size: int, segment: int, steps: int
     loader = torch.utils.data.DataLoader(data, batch_size=None)
 
     timer = StepTimer()
-    trainer = L.Trainer(accelerator="auto", devices=1, max_steps=warmup + steps, max_epochs=1, logger=False,
+    # one epoch over the batches (max_steps would count both of the codec's optimizers)
+    trainer = L.Trainer(accelerator="auto", devices=1, max_epochs=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[timer], num_sanity_val_steps=0, limit_val_batches=0)
     trainer.fit(model, train_dataloaders=loader)
     step_s = sum(timer.times[warmup:]) / max(len(timer.times[warmup:]), 1)
     return {"model": name, "step_s": round(step_s, 4), "samples_per_s": round(batch_size / step_s, 1),
             "audio_seconds_per_s": round(batch_size * segment / sample_rate / step_s, 1), "steps": steps}
+
+
+def bench_restarts(train: str, sample_rate: int, batch_size: int, segment: int, epochs: int) -> dict:
+    """Seconds from ``iter()`` to the first batch of epochs 2..``epochs``, workers restarted vs persistent."""
+    import resource
+
+    from omegaconf import OmegaConf
+
+    from soundstage.data.audio_datamodule import AudioDataModule
+    from soundstage.data.stream import EpochDataLoader
+    from soundstage.optim import adamw
+    from soundstage.plugins.codec.presets import preset_config
+    from soundstage.plugins.codec.stage import SoundStreamStage
+    from soundstage.recipe import find_recipe
+
+    config = OmegaConf.to_container(OmegaConf.load(find_recipe("speech_small")).stages.codec.config)
+    config.pop("augment", None)
+    stage = SoundStreamStage(preset_config("small", **config))  # a training process's weight
+    opt = adamw(stage.parameters(), lr=1e-4)
+    for p in stage.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # its optimizer state too
+    stream = AudioDataModule(train, None, sample_rate, batch_size, segment, num_workers=2, batches_per_epoch=4,
+                             shuffle_buffer=64).train_dataloader().dataset
+    out: dict[str, Any] = {"parent_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    for persistent in (False, True):
+        loader = EpochDataLoader(stream, batch_size=None, num_workers=2, prefetch_factor=2,
+                                 persistent_workers=persistent)
+        starts = []
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            it = iter(loader)
+            next(it)
+            starts.append(time.perf_counter() - t0)
+            for _ in it:
+                pass
+        out["persistent" if persistent else "restarted"] = round(sum(starts[1:]) / max(1, len(starts) - 1), 3)
+        del loader
+    out["restarted_over_persistent"] = round(out["restarted"] / max(out["persistent"], 1e-9), 2)
+    out["epochs"] = epochs
+    return out
 
 
 def main() -> None:
@@ -106,6 +154,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--workers", default="0,1,2")
     parser.add_argument("--codec-steps", type=int, default=5)
+    parser.add_argument("--restarts", type=int, default=0, help="also time N epoch starts, workers restarted vs persistent")
     args = parser.parse_args()
 
     segment = int(args.segment_seconds * args.sample_rate)
@@ -118,6 +167,7 @@ def main() -> None:
             train = f"{tmp}/train/{index['pattern']}"
         loaders = [bench_loader(train, args.sample_rate, args.batch_size, segment, int(w), args.batches)
                    for w in args.workers.split(",")]
+        restarts = bench_restarts(train, args.sample_rate, args.batch_size, segment, args.restarts) if args.restarts else None
     consumer = bench_codec_step(args.sample_rate, args.batch_size, segment, args.codec_steps)
     result = {
         "host": {"cpus": torch.get_num_threads(), "cuda": torch.cuda.is_available(), "python": platform.python_version()},
@@ -128,6 +178,8 @@ def main() -> None:
             str(r["workers"]): round(r["audio_seconds_per_s"] / consumer["audio_seconds_per_s"], 2) for r in loaders
         },
     }
+    if restarts is not None:
+        result["epoch_start_s"] = restarts
     print(json.dumps(result, indent=2))
 
 

@@ -41,40 +41,55 @@ class ShardReadError(SoundstageError, RuntimeError):
     """Training shards that yield no sample at all (missing URLs, empty or unreadable tars)."""
 
 
+class SharedInt:
+    """An integer in shared memory: DataLoader workers (fork or spawn, persistent or not) and spawned DDP
+    ranks see the parent's updates. A plain copy (deepcopy, ...) gets its own, from the current value."""
+
+    def __init__(self, value: int = 0) -> None:
+        self._value = mp.get_context("spawn").Value("l", value)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if get_spawning_popen() is None:  # plain pickling: the copy counts on its own
+            return {"value": self.value}
+        return {"shared": self._value}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._value = state["shared"] if "shared" in state else mp.get_context("spawn").Value("l", state["value"])
+
+    @property
+    def value(self) -> int:
+        return int(self._value.value)
+
+    @value.setter
+    def value(self, value: int) -> None:
+        self._value.value = value
+
+    def add(self, n: int = 1) -> int:
+        """Add ``n`` atomically; the new value."""
+        with self._value.get_lock():
+            self._value.value += n
+            return int(self._value.value)
+
+
 class SkipCounter:
     """Counts skipped (corrupt) samples across DataLoader worker processes; warns for the first few."""
 
     def __init__(self, warn_first: int = 10) -> None:
-        # Shared memory, inherited by DataLoader workers (fork or spawn) and spawned DDP ranks.
-        self._value = mp.get_context("spawn").Value("l", 0)
+        self._count = SharedInt()
         self.warn_first = warn_first
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        if get_spawning_popen() is None:  # plain pickling (deepcopy, ...): the copy counts on its own
-            state["_value"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self._value is None:
-            self._value = mp.get_context("spawn").Value("l", 0)
 
     @property
     def count(self) -> int:
-        return int(self._value.value)
+        return self._count.value
 
     def reset(self) -> None:
-        with self._value.get_lock():
-            self._value.value = 0
+        self._count.value = 0
 
     def __call__(self, exn: Exception) -> bool:
         """A webdataset handler: record the error and continue (returns True); an unreachable URL is fatal."""
         if isinstance(exn, RemoteShardError):
             raise exn
-        with self._value.get_lock():
-            self._value.value += 1
-            n = self._value.value
+        n = self._count.add()
         if n <= self.warn_first or n % 1000 == 0:
             log.warning("skipping corrupt sample (%d skipped so far): %s: %s", n, type(exn).__name__, exn)
         return True
@@ -120,7 +135,15 @@ class ShardStream(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.start_step = start_step  # the trainer's global step when this stream was made (resume)
-        self.epoch = 0  # bumped by EpochDataLoader before workers start, so each epoch differs
+        self._epoch = SharedInt()  # bumped by EpochDataLoader on every pass; its (persistent) workers read it
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.value
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.value = value
 
     def __len__(self) -> int:
         if not self.train:
@@ -227,15 +250,19 @@ class EpochDataLoader(DataLoader):
     """A DataLoader over a ``ShardStream`` that advances the stream's epoch on every pass."""
 
     def __iter__(self):
-        self.dataset.epoch += 1  # set before workers are (re)started, so they see the new epoch
+        self.dataset.epoch += 1  # in shared memory, before the workers are asked for the pass: they see it
         return super().__iter__()
 
 
 def make_loader(stream: ShardStream, num_workers: int, pin_memory: bool, prefetch_factor: int) -> DataLoader:
-    """DataLoader for a batch-yielding stream (batching happens in the workers)."""
+    """DataLoader for a batch-yielding stream (batching happens in the workers).
+
+    Workers persist across epochs instead of being forked from the training process again for every
+    pass (twice an epoch with validation); each pass still starts a fresh stream in every worker
+    (``benchmarks/data_loader.py --restarts``: 0.11 s to the first batch of an epoch against 0.19 s)."""
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
-        kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=False)
+        kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=True)
     return EpochDataLoader(
         stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory and torch.cuda.is_available(),
         **kwargs,

@@ -81,6 +81,22 @@ def test_epochs_differ_and_short_samples_are_padded(shards):
     assert dm.val_dataloader() == []
 
 
+def test_workers_persist_across_epochs_and_each_epoch_draws_anew(shards):
+    """Starting workers forks the (large) training process, so they persist; they still see each new
+    epoch (the stream's epoch lives in shared memory), so every epoch draws other crops."""
+    train, _, val, _ = shards
+    dm = AudioDataModule(train, None, SR, batch_size=3, segment_samples=2000, batches_per_epoch=4, shuffle_buffer=4,
+                         num_workers=2)
+    loader = dm.train_dataloader()
+    epochs, pids = [], []
+    for _ in range(3):
+        epochs.append([(k, float(a.sum())) for b in loader for k, a in zip(b["key"], b["audio"])])
+        pids.append({w.pid for w in loader._iterator._workers})  # torch's worker processes of this pass
+    assert len(epochs[0]) == 12 and epochs[0] != epochs[1] != epochs[2]
+    assert pids[0] == pids[1] == pids[2] and len(pids[0]) == 2
+    assert dm.train_dataloader().dataset.epoch == 0 and loader.dataset.epoch == 3
+
+
 def test_crop_is_aligned_to_hop():
     rng = random.Random(0)
     wave = np.arange(10_000, dtype=np.float32)
