@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .protocol import GENERATED_COARSE
 from .uncertainty import interval, paired_resamples
 
 # The targets (issue "AudioLM that demonstrably learns"; the paper's resynthesis WER is 1.5-1.8x SoundStream's).
@@ -116,6 +117,15 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         target, probe_ok, tokenizer_stage,
         "the semantic ids lose phones that resynthesis needs: more or longer HuBERT training, another layer, "
         "more clusters (benchmarks/semantic_tokens.py)", unreadable)
+    coarse_only, fine_stage = _num(ceiling, "generated_coarse_per"), roles.get("fine_lm")
+    if fine_stage and coarse_only is not None:
+        fine_ppl = _num(figures, "lm", "fine_lm", "ppl")
+        at = "" if fine_ppl is None else f" (its validation perplexity {fine_ppl:.0f} per code)"
+        add("the fine LM's levels do not cost content (PER with them <= its generated coarse levels' alone)",
+            resyn, coarse_only, None if resyn is None else resyn <= coarse_only, fine_stage,
+            f"the fine levels it adds are closer to noise than to the speech{at}: train it longer or larger "
+            "(a fine LM at chance costs a little content and no voice, docs/training_history.md session 20)",
+            unreadable, margin=lambda s: s[GENERATED_COARSE]["per"] - s["resynthesis"]["per"])
     cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")
     target = None if same is None or diff is None else max(VOICE_SHARE * same, diff + VOICE_MARGIN * (same - diff))
     codec_voice = _num(rows, "codec", "speaker_similarity")

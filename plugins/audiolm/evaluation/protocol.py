@@ -15,7 +15,9 @@ generator's first step makes (the coarse LM's levels; SoundStorm's level 0), the
 the content ceiling of that step, so a failed resynthesis can be blamed on it or on the later levels.
 For a coarse LM, also ``teacher_forced``: the reconstruction from its most likely codes given the true
 codes before each (its accuracy, per level), so what is left between that and resynthesis is what
-generating from its own samples costs (drift).
+generating from its own samples costs (drift); and ``generated_coarse_per``: the resynthesis's own
+generated codes decoded from the coarse levels alone, so the fine LM's levels are seen to add to the
+content or to cost it (a fine LM at chance adds noise).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from .uncertainty import figure_intervals
 ROWS = ("original", "codec", "resynthesis", "resynthesis_prompted", "continuation")
 FIRST_LEVELS = "codec_first_levels"  # the clip output that holds the first-step ceiling (not a table row)
 TEACHER_FORCED = "coarse_lm_teacher_forced"  # the coarse LM's argmax codes given the true history, decoded
+GENERATED_COARSE = "resynthesis_coarse_levels"  # the resynthesis's generated codes, its coarse levels alone
 
 
 def first_step_levels(generator: Any) -> int:
@@ -117,7 +120,9 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
                                                      level_guidance=coarse.get("level_guidance"))
             forced = gen.codec.decode(predicted.to(codes.device))
             accuracy = (predicted.cpu() == codes[:, :levels].cpu()).float().mean(-1)  # [B, Q']
-        resyn = gen.from_semantic(ids, generator=rng)
+        resyn_codes = gen.acoustic_codes(ids, None, rng)  # what from_semantic(ids) decodes, kept for its coarse levels
+        resyn = gen.codec.decode(resyn_codes)
+        resyn_coarse = None if gen.soundstorm is not None else gen.codec.decode(resyn_codes[:, :levels])
         prompted = gen.from_semantic(ids, generator=rng, prompt=wave[:, :prompt_n])
         cont = gen.continue_audio(wave[:, :prompt_n], cfg.continuation_seconds, include_prompt=False, generator=rng)
         for i, c in enumerate(batch):
@@ -127,6 +132,8 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
             if forced is not None:
                 c.outputs[TEACHER_FORCED] = _np(forced[i])
                 c.teacher_forced_accuracy = accuracy[i].tolist()
+            if resyn_coarse is not None:
+                c.outputs[GENERATED_COARSE] = _np(resyn_coarse[i])
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -199,6 +206,9 @@ def score_rows(clips: list[Clip], sample_rate: int, cfg: ProtocolConfig, phones:
             score_phones(TEACHER_FORCED, [c.outputs[TEACHER_FORCED] for c in clips], [c.phones for c in clips])
             ceiling["teacher_forced_per"] = table.pop(TEACHER_FORCED)["per"]
             ceiling["teacher_forced_accuracy"] = np.mean([c.teacher_forced_accuracy for c in clips], axis=0).round(4).tolist()
+        if all(GENERATED_COARSE in c.outputs for c in clips):
+            score_phones(GENERATED_COARSE, [c.outputs[GENERATED_COARSE] for c in clips], [c.phones for c in clips])
+            ceiling["generated_coarse_per"] = table.pop(GENERATED_COARSE)["per"]
     out = {"rows": table, "references": refs, "first_levels": ceiling, "clips": len(clips),
            "clip_seconds": round(len(clips[0].wave) / sample_rate, 3) if clips else 0.0,
            "prompt_seconds": cfg.prompt_seconds, "continuation_seconds": cfg.continuation_seconds,

@@ -105,6 +105,10 @@ def _protocol_table(protocol: dict[str, Any]) -> str:
         ceiling += (f" The coarse LM's most likely codes given the true ones before each (accuracy per level {accuracy}) "
                     f"read at PER {_fmt(first['teacher_forced_per'])}: what is left between that and resynthesis "
                     "is what generating from its own samples costs.")
+    if first.get("generated_coarse_per") is not None:
+        ceiling += (f" The resynthesis's own generated codes decoded from those {first['levels']} levels alone (the fine "
+                    f"LM's dropped) read at PER {_fmt(first['generated_coarse_per'])}: above the resynthesis row, the fine "
+                    "levels add content; below it, they add noise.")
     return (
         f"<h2>AudioLM's table ({protocol.get('clips')} held-out clips of {_fmt(protocol.get('clip_seconds'))} s, "
         f"{_fmt(protocol.get('prompt_seconds'))} s prompts)</h2><table>{head}{body}</table>"

@@ -117,3 +117,21 @@ def test_a_verdict_far_from_its_target_is_resolved_and_one_at_it_is_not():
 def test_checks_without_per_clip_data_carry_no_interval():
     checks = diagnose(_figures(0.18, 0.3, 0.85, 0.8, 30.0))
     assert not any("margin_interval" in c for c in checks)
+
+
+def test_a_fine_lm_whose_levels_cost_content_is_named():
+    """The resynthesis's generated codes, decoded from their coarse levels alone, against the same codes with
+    the fine LM's levels: a fine LM at chance adds noise, and its check names it."""
+    figures = _figures(0.18, 0.5, 0.85, 0.8, 30.0)
+    figures["roles"] = {"codec": "codec", "coarse_lm": "coarse_lm", "fine_lm": "fine_lm", "semantic_lm": "semantic_lm"}
+    figures["lm"]["fine_lm"] = {"ppl": 991.2}
+    figures["protocol"]["first_levels"] = {"levels": 3, "per": 0.2, "generated_coarse_per": 0.47}
+    fine = next(c for c in diagnose(figures) if c["stage"] == "fine_lm")
+    assert fine["passed"] is False and fine["value"] == 0.5 and fine["target"] == 0.47
+    assert "perplexity 991 per code" in fine["if_failed"]
+    figures["protocol"]["first_levels"]["generated_coarse_per"] = 0.55  # its levels add content
+    assert next(c for c in diagnose(figures) if c["stage"] == "fine_lm")["passed"] is True
+    del figures["roles"]["fine_lm"]  # SoundStorm runs: no fine LM, no check
+    figures["roles"]["soundstorm"] = "soundstorm"
+    del figures["roles"]["coarse_lm"]
+    assert not any(c["stage"] == "fine_lm" for c in diagnose(figures))

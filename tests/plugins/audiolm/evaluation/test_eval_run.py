@@ -156,8 +156,10 @@ def test_eval_command_writes_figures_and_report(run_dir, tmp_path, capsys):
     assert protocol["first_levels"]["levels"] == 2 and 0 <= protocol["first_levels"]["per"]
     assert 0 <= protocol["first_levels"]["teacher_forced_per"] and len(protocol["first_levels"]["teacher_forced_accuracy"]) == 2
     assert all(0 <= a <= 1 for a in protocol["first_levels"]["teacher_forced_accuracy"])
+    assert 0 <= protocol["first_levels"]["generated_coarse_per"]  # the resynthesis's own codes, fine levels dropped
+    assert len(protocol["per_clip"]["resynthesis_coarse_levels"]["edits"]) == 2  # paired with the resynthesis row
     checks = {c["stage"]: c for c in figures["diagnosis"]}
-    assert {"codec", "coarse_lm", "semantic_lm", "evaluation"} <= set(checks)
+    assert {"codec", "coarse_lm", "fine_lm", "semantic_lm", "evaluation"} <= set(checks)
     for c in figures["diagnosis"]:  # two steps of training: each check measured, and judged unless an upstream one fails
         assert c["value"] is not None and (c["passed"] in (True, False) or c["not_judged"])
     assert figures["measuring_models"]["phones"]["steps"] > 0 and figures["measuring_models"]["speaker"]["voices"] == 3
@@ -201,5 +203,6 @@ def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
     rows = figures["protocol"]["rows"]
     assert 0 <= rows["resynthesis"]["per"] and -1 <= rows["continuation"]["speaker_similarity"] <= 1
     assert figures["protocol"]["first_levels"]["levels"] == 1  # SoundStorm makes level 0 first
-    assert "teacher_forced_per" not in figures["protocol"]["first_levels"]  # a coarse LM's figure only
+    assert not {"teacher_forced_per", "generated_coarse_per"} & set(figures["protocol"]["first_levels"])  # coarse + fine only
+    assert not any(c["stage"] == "fine_lm" for c in figures["diagnosis"])
     assert any(c["stage"] == "soundstorm" for c in figures["diagnosis"])  # the voice check names the generator
