@@ -127,8 +127,8 @@ class CoarseSamplingConfig(SamplingConfig):
     candidates: int = 1  # 1 = off
     candidate_seconds: float = 0.5
     # One value per coarse RVQ level, in place of ``guidance`` / ``temperature`` for that level (empty:
-    # the scalar for every level). Level 0 carries most of the phones and levels 1+ more of the
-    # speaker, so e.g. guidance [1.5, 1, 1] follows the semantic ids at level 0 and the prompt above it.
+    # the scalar for every level), e.g. guidance [2, 1, 1] guides only level 0, which carries most of the
+    # phones. On speech_small no setting of levels 1-2 moved the voice (docs/training_history.md, session 20).
     level_guidance: list[float] = field(default_factory=list)
     level_temperature: list[float] = field(default_factory=list)
 
