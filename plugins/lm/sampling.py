@@ -116,7 +116,7 @@ def decode(
             scores = logits[:, lo:hi]
             if guided:
                 c, u = scores.float().chunk(2)
-                scores = u + s.guidance * (c - u)
+                scores = c if s.guidance == 1.0 else u + s.guidance * (c - u)
             out[:, i] = sample(scores, s.temperature, s.top_k, s.top_p, generator) + lo
             if i + 1 < n:
                 fed = out[:, i : i + 1].repeat(2, 1) if guided else out[:, i : i + 1]

@@ -226,10 +226,15 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
                 first = window.shape[-1] + (t - a0) * Qc
                 span = slice(first, first + (a1 - t) * Qc)
                 frames = logits[:, span].unflatten(1, (a1 - t, Qc))  # [B, a1-t, Q', V]
-                if none is not None:
-                    u = none[:, span].unflatten(1, (a1 - t, Qc))
-                    frames = u + torch.tensor(g, device=device).view(1, 1, Qc, 1) * (frames - u)
-                out.append(torch.stack([frames[:, :, q, lo:hi].argmax(-1) for q, (lo, hi) in enumerate(ranges)], dim=1))
+                uncond = None if none is None else none[:, span].unflatten(1, (a1 - t, Qc))
+                best = []
+                for q, (lo, hi) in enumerate(ranges):
+                    scores = frames[:, :, q, lo:hi]
+                    if uncond is not None and g[q] != 1.0:
+                        u = uncond[:, :, q, lo:hi]
+                        scores = u + g[q] * (scores - u)
+                    best.append(scores.argmax(-1))
+                out.append(torch.stack(best, dim=1))
                 t = a1
         finally:
             self.model.train(was_training)
