@@ -154,13 +154,9 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
         """The stage's sampling with per-call overrides; a scalar given without its per-level list clears the list."""
         sampling = self._sampling(temperature, top_k, top_p, guidance)
         levels = {"level_guidance": (guidance, level_guidance), "level_temperature": (temperature, level_temperature)}
-        for key, (scalar, per_level) in levels.items():
-            if per_level is not None:
-                sampling = replace(sampling, **{key: [float(v) for v in per_level]})
-            elif scalar is not None:
-                sampling = replace(sampling, **{key: []})
-        sampling.per_level(self.config.num_coarse_quantizers)  # one value per level, or none
-        return sampling
+        changes = {key: [float(v) for v in per_level] if per_level is not None else []
+                   for key, (scalar, per_level) in levels.items() if per_level is not None or scalar is not None}
+        return replace(sampling, **changes) if changes else sampling  # its users check the lengths (per_level)
 
     def _windows(self, t: int, total: int) -> Iterator[tuple[int, int, int]]:
         """(s0, a0, a1) of each window that makes frames t..total: semantic ids from s0, frames a0..a1, of
