@@ -10,6 +10,7 @@ sequences, marks which positions are predicted (the loss mask) and which RVQ lev
   an acoustic token also gets the semantic id of that token's frame as a condition id (summed into its
   input embedding), so the model need not learn the alignment from the prefix alone; with a
   ``context`` of c, also the c semantic ids before and after it (one embedding table per offset).
+  Aligned conditioning may also replace the prefix (``prefix=False``): [SEP, c_0^0, ...].
 - ``FineLayout``: [coarse levels of a chunk, frame by frame | fine levels Q'..Q-1, frame by frame];
   loss only on the fine part.
 """
@@ -113,10 +114,15 @@ class CoarseLayout:
     level q code c -> S + 1 + q*K + c."""
 
     def __init__(self, semantic_vocab_size: int, codebook_size: int, num_coarse: int,
-                 aligned_rate_ratio: float | None = None, context: int = 0) -> None:
+                 aligned_rate_ratio: float | None = None, context: int = 0, prefix: bool = True) -> None:
         """``aligned_rate_ratio``: semantic ids per acoustic frame (semantic rate / acoustic rate) when
         acoustic positions are conditioned on their frame's semantic id; None for the prefix alone.
-        ``context``: also condition on the ``context`` semantic ids before and after the frame's."""
+        ``context``: also condition on the ``context`` semantic ids before and after the frame's.
+        ``prefix``: the sequence starts with the window's semantic ids (AudioLM); without it (aligned
+        conditioning only) it starts at SEP."""
+        if not prefix and not aligned_rate_ratio:
+            raise ValueError("a coarse layout without the semantic prefix needs aligned semantic conditioning")
+        self.prefix = prefix
         self.semantic_vocab_size, self.codebook_size, self.num_levels = semantic_vocab_size, codebook_size, num_coarse
         self.sep = semantic_vocab_size
         self.offsets = semantic_vocab_size + 1 + codebook_size * torch.arange(num_coarse)
@@ -126,8 +132,12 @@ class CoarseLayout:
         # one table slot per offset -c..c, each with its own "none" id 0
         self.num_conditions = (2 * self.context + 1) * (semantic_vocab_size + 1) - 1 if aligned_rate_ratio else 0
 
+    def prefix_len(self, num_semantic: int) -> int:
+        """Positions before SEP: the semantic prefix (0 without one)."""
+        return num_semantic if self.prefix else 0
+
     def conditions(self, semantic: Tensor, num_frames: int) -> Tensor:
-        """Condition ids of ``encode(semantic, codes)``: [..., L] with L = Ts + 1 + Q'*num_frames, or
+        """Condition ids of ``encode(semantic, codes)``: [..., L] with L = prefix + 1 + Q'*num_frames, or
         [..., L, 2c + 1] with a context of c. Position p (which predicts token p + 1) gets 1 + the
         semantic id of that token's frame (with a context, the ids at offsets -c..c from it, each in its
         own slot of the table, 0 past either end); the prefix gets 0 (none). The frame's semantic id is
@@ -135,7 +145,7 @@ class CoarseLayout:
         Ts = semantic.shape[-1]
         frame = torch.arange(self.num_levels * num_frames + 1, device=semantic.device) // self.num_levels
         index = (frame * self.aligned_rate_ratio + 1e-6).floor().long().clamp(max=Ts - 1)
-        prefix = semantic.new_zeros((*semantic.shape[:-1], Ts))
+        prefix = semantic.new_zeros((*semantic.shape[:-1], self.prefix_len(Ts)))
         if not self.context:
             return torch.cat([prefix, semantic[..., index] + 1], dim=-1)
         offsets = torch.arange(-self.context, self.context + 1, device=semantic.device)
@@ -173,23 +183,25 @@ class CoarseLayout:
         return unflatten_levels(ids, self.offsets.to(ids.device))
 
     def encode(self, semantic: Tensor, codes: Tensor) -> Tensor:
-        """Semantic [..., Ts] + codes [..., Q', Ta] -> sequence [..., Ts + 1 + Q'*Ta]."""
+        """Semantic [..., Ts] + codes [..., Q', Ta] -> sequence [..., prefix + 1 + Q'*Ta]."""
         sep = semantic.new_full((*semantic.shape[:-1], 1), self.sep)
-        return torch.cat([semantic, sep, self.codes_to_tokens(codes)], dim=-1)
+        prefix = semantic if self.prefix else semantic[..., :0]
+        return torch.cat([prefix, sep, self.codes_to_tokens(codes)], dim=-1)
 
     def decode(self, seq: Tensor, num_semantic: int) -> tuple[Tensor, Tensor]:
-        """Sequence [..., L] -> (semantic [..., Ts], codes [..., Q', Ta])."""
-        return seq[..., :num_semantic], self.tokens_to_codes(seq[..., num_semantic + 1 :])
+        """Sequence [..., L] -> (its semantic prefix [..., Ts] (empty without one), codes [..., Q', Ta])."""
+        p = self.prefix_len(num_semantic)
+        return seq[..., :p], self.tokens_to_codes(seq[..., p + 1 :])
 
     def predicted(self, num_semantic: int, num_frames: int, device=None) -> tuple[Tensor, Tensor]:
-        """Per-position (predicted flag, RVQ level) of a sequence [Ts + 1 + Q'*Ta]."""
-        n_ac = self.num_levels * num_frames
-        pred = torch.cat([torch.zeros(num_semantic + 1, dtype=torch.bool), torch.ones(n_ac, dtype=torch.bool)])
-        lev = torch.cat([torch.full((num_semantic + 1,), -1), torch.arange(n_ac) % self.num_levels])
+        """Per-position (predicted flag, RVQ level) of a sequence [prefix + 1 + Q'*Ta]."""
+        n_ac, n_in = self.num_levels * num_frames, self.prefix_len(num_semantic) + 1
+        pred = torch.cat([torch.zeros(n_in, dtype=torch.bool), torch.ones(n_ac, dtype=torch.bool)])
+        lev = torch.cat([torch.full((n_in,), -1), torch.arange(n_ac) % self.num_levels])
         return pred.to(device), lev.to(device)
 
     def max_len(self, num_semantic: int, num_frames: int) -> int:
-        return num_semantic + 1 + self.num_levels * num_frames
+        return self.prefix_len(num_semantic) + 1 + self.num_levels * num_frames
 
     def make_batch(self, batch: TokenBatch) -> LMBatch:
         """The training sequences of a batch's ``semantic`` and ``acoustic`` windows (its first Q' levels)."""

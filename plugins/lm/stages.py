@@ -82,7 +82,7 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
     def __init__(self, config: CoarseLMConfig) -> None:
         ratio = config.semantic_rate / config.acoustic_rate if config.aligned_semantic else None
         layout = CoarseLayout(config.semantic_vocab_size, config.codebook_size, config.num_coarse_quantizers, ratio,
-                              config.aligned_context)
+                              config.aligned_context, prefix=config.semantic_prefix)
         super().__init__(config, layout, metric_levels=list(range(config.num_coarse_quantizers)))
 
     def window(self) -> tuple[int, int]:
@@ -218,8 +218,8 @@ class CoarseLMStage(CoarseLMSpec, LMStage):
                 none = None
                 if cond is not None and any(gq != 1.0 for gq in g):
                     none = self.model(seq, conditions=self.layout.unconditioned(cond)).float()
-                # position p predicts token p + 1; acoustic token j sits at len(window) + 1 + j
-                first = window.shape[-1] + (t - a0) * Qc
+                # position p predicts token p + 1; acoustic token j sits at prefix + 1 + j
+                first = self.layout.prefix_len(window.shape[-1]) + (t - a0) * Qc
                 span = slice(first, first + (a1 - t) * Qc)
                 frames = logits[:, span].unflatten(1, (a1 - t, Qc))  # [B, a1-t, Q', V]
                 uncond = None if none is None else none[:, span].unflatten(1, (a1 - t, Qc))

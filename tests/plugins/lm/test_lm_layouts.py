@@ -1,4 +1,5 @@
 """Token layouts: codes <-> flat sequences, loss masks and RVQ levels."""
+import pytest
 import torch
 
 from soundstage.data.token_batch import TokenBatch
@@ -102,3 +103,23 @@ def test_aligned_context_gives_each_offset_its_own_slot_and_none_past_the_ends()
     b = layout.make_batch(TokenBatch({"semantic": semantic, "acoustic": codes},
                                      {"semantic": torch.tensor([3]), "acoustic": torch.tensor([3])}))
     assert b.conditions.shape == (*b.inputs.shape, 3) and torch.equal(b.conditions[0], cond[0, :-1])
+
+
+def test_coarse_layout_without_the_prefix_starts_at_sep_with_the_same_acoustic_part_and_conditions():
+    with_prefix = CoarseLayout(10, 16, 3, aligned_rate_ratio=0.5, context=1)
+    layout = CoarseLayout(10, 16, 3, aligned_rate_ratio=0.5, context=1, prefix=False)
+    semantic, codes = torch.randint(0, 10, (2, 4)), torch.randint(0, 16, (2, 3, 8))
+    seq, full = layout.encode(semantic, codes), with_prefix.encode(semantic, codes)
+    assert seq.shape == (2, 1 + 3 * 8) == (2, layout.max_len(4, 8)) and torch.equal(seq, full[:, 4:])
+    sem_back, codes_back = layout.decode(seq, num_semantic=4)
+    assert sem_back.shape == (2, 0) and torch.equal(codes_back, codes)
+    assert torch.equal(layout.conditions(semantic, 8), with_prefix.conditions(semantic, 8)[:, 4:])
+    b = layout.make_batch(TokenBatch({"semantic": semantic, "acoustic": codes},
+                                     {"semantic": torch.tensor([4, 3]), "acoustic": torch.tensor([8, 6])}))
+    assert b.mask.sum(1).tolist() == [3 * 8, 3 * 6] and bool(b.mask[:, 0].all())  # SEP predicts frame 0, level 0
+    assert b.inputs[0, 0] == layout.sep and b.levels[0, 0] == 0
+
+
+def test_coarse_layout_without_prefix_or_aligned_conditions_is_refused():
+    with pytest.raises(ValueError, match="aligned"):
+        CoarseLayout(10, 16, 3, prefix=False)

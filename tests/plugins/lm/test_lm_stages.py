@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from soundstage.data.token_batch import TokenBatch
+from soundstage.config import RangeError
 from soundstage.errors import SoundstageError
 from soundstage.plugins.lm.stages import CoarseLMStage, FineLMStage, SemanticLMStage
 from soundstage.recipe_schema import DataConfig
@@ -49,12 +50,13 @@ def test_coarse_lm_overfits_and_regenerates_the_codes():
     assert torch.equal(stage.teacher_forced(semantic, acoustic), acoustic[:, :QC])  # it learned every position
 
 
-@pytest.mark.parametrize("guidance", [1.0, 2.5])
-def test_teacher_forced_codes_are_generations_own_when_the_truth_is_its_greedy_output(guidance):
+@pytest.mark.parametrize("guidance,prefix", [(1.0, True), (2.5, True), (2.5, False)])
+def test_teacher_forced_codes_are_generations_own_when_the_truth_is_its_greedy_output(guidance, prefix):
     """Given its own greedy codes as the truth, the teacher-forced argmax reproduces them: same windows
     (several here), conditions, guidance and level ranges as generation; only the history's source differs."""
     torch.manual_seed(0)
-    stage = CoarseLMStage(coarse_config(aligned_semantic=True, aligned_context=1, condition_dropout=0.1)).eval()
+    stage = CoarseLMStage(coarse_config(aligned_semantic=True, aligned_context=1, condition_dropout=0.1,
+                                        semantic_prefix=prefix)).eval()
     semantic = torch.randint(0, SEM_VOCAB, (2, 25), generator=torch.Generator().manual_seed(3))  # 2.5 s: 50 frames
     greedy = stage.generate(semantic, temperature=0.0, guidance=guidance)
     assert greedy.shape == (2, QC, 50)  # windows of 20 frames: the walk takes several
@@ -178,12 +180,19 @@ def test_aligned_context_learns_codes_that_depend_on_the_next_semantic_id():
     assert with_context > 0.9 and own_id_only < 0.6, (with_context, own_id_only)
 
 
-def test_aligned_semantic_conditioning_learns_a_framewise_mapping_it_applies_to_unseen_ids():
+@pytest.mark.parametrize("prefix", [True, False])
+def test_aligned_semantic_conditioning_learns_a_framewise_mapping_it_applies_to_unseen_ids(prefix):
     """Codes that are a function of their frame's semantic id: the aligned coarse LM learns the function
-    from random sequences and applies it to a semantic sequence it never saw (temperature 0)."""
+    from random sequences and applies it to a semantic sequence it never saw (temperature 0), with or
+    without AudioLM's semantic prefix."""
     def own_id(frames, q):  # AC_RATE = 2 x SEM_RATE
         return (frames * 3 + q) % CODEBOOK
-    assert learn_and_apply(coarse_config(aligned_semantic=True), own_id) > 0.95
+    assert learn_and_apply(coarse_config(aligned_semantic=True, semantic_prefix=prefix), own_id) > 0.95
+
+
+def test_no_semantic_prefix_without_aligned_conditioning_is_a_range_error():
+    with pytest.raises(RangeError, match="semantic_prefix: can be false only with aligned_semantic"):
+        coarse_config(semantic_prefix=False)
 
 
 @pytest.mark.parametrize("dropout", [0.0, 1.0])
