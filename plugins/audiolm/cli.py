@@ -94,6 +94,8 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coarse-candidates", type=int, help="best of N coarse continuations of every "
                    "sampling.candidate_seconds, by how well their audio re-tokenizes to the semantic tokens "
                    "(the coarse LM's sampling.candidates; N x the coarse decoding time)")
+    p.add_argument("--decode-levels", type=int, metavar="N", help="decode only the first N RVQ levels of the "
+                   "generated codes (e.g. the coarse LM's, leaving out a fine LM that is at chance; default all)")
 
 
 def sampling_overrides(args: argparse.Namespace) -> dict[str, dict]:
@@ -109,6 +111,8 @@ def sampling_overrides(args: argparse.Namespace) -> dict[str, dict]:
             values |= {"guidance": args.coarse_guidance, "candidates": args.coarse_candidates,
                        "level_guidance": args.coarse_level_guidance, "level_temperature": args.coarse_level_temperature}
         out[stage] = {k: v for k, v in values.items() if v is not None}
+    if args.decode_levels is not None:
+        out["codec"] = {"levels": args.decode_levels}
     return out
 
 

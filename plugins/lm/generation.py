@@ -26,7 +26,9 @@ class AudioLMGenerator:
     Each model samples with its own ``config.sampling`` unless ``sampling`` overrides it per stage,
     e.g. ``{"semantic": {"temperature": 0.8}, "fine": {"top_k": 1}, "soundstorm": {"top_k": 50}}``;
     ``{"coarse": {"candidates": 4}}`` keeps the best of 4 coarse continuations of every
-    ``candidate_seconds`` by how well their audio re-tokenizes to the semantic ids (``SemanticScorer``).
+    ``candidate_seconds`` by how well their audio re-tokenizes to the semantic ids (``SemanticScorer``);
+    ``{"codec": {"levels": 3}}`` decodes the generated codes' first 3 RVQ levels only (leaves out the
+    levels of a fine LM that generates them at chance; docs/evaluation.md).
     """
 
     def __init__(
@@ -45,7 +47,7 @@ class AudioLMGenerator:
             raise SoundstageError("generation needs a codec")
         self.semantic_tokenizer, self.codec = semantic_tokenizer, codec
         self.semantic_lm, self.coarse_lm, self.fine_lm, self.soundstorm = semantic_lm, coarse_lm, fine_lm, soundstorm
-        self.sampling = {"semantic": {}, "coarse": {}, "fine": {}, "soundstorm": {}} | (sampling or {})
+        self.sampling = {"semantic": {}, "coarse": {}, "fine": {}, "soundstorm": {}, "codec": {}} | (sampling or {})
         self._check()
         # best-of-N for the coarse LM (its sampling.candidates): candidates re-tokenized by the semantic tokenizer
         self.scorer = None if coarse_lm is None else SemanticScorer(
@@ -88,6 +90,15 @@ class AudioLMGenerator:
                        f"fine_lm.num_coarse_quantizers={self.fine_lm.config.num_coarse_quantizers}")
         if bad:
             raise SoundstageError("the generation models do not fit together: " + "; ".join(bad))
+        unknown = set(self.sampling["codec"]) - {"levels"}
+        levels = self.sampling["codec"].get("levels")
+        if unknown or (levels is not None and not 1 <= int(levels) <= self.num_quantizers):
+            raise SoundstageError(f"sampling codec {self.sampling['codec']}: the codec takes only 'levels', "
+                                  f"1 to the {self.num_quantizers} RVQ levels the acoustic generator makes")
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Waveform [B, T] of generated codes [B, Q, Ta]: their first ``sampling["codec"]["levels"]`` (default all)."""
+        return self.codec.decode(codes[:, : self.sampling["codec"].get("levels")])
 
     @property
     def sample_rate(self) -> int:
@@ -127,7 +138,7 @@ class AudioLMGenerator:
         semantic = torch.cat([prompt.to(new_ids.device), new_ids], dim=1) if n_new else prompt
         codes = self._prompt_codes(wave, prompt.shape[1], semantic.device)
         out = self.acoustic_codes(semantic, codes, generator)  # [B, Q, Ta']; the prompt frames come back as given
-        return self.codec.decode(out if include_prompt else out[..., codes.shape[-1] :])
+        return self.decode(out if include_prompt else out[..., codes.shape[-1] :])
 
     @torch.inference_mode()
     def generate(self, seconds: float, batch: int = 1, generator: torch.Generator | None = None) -> Tensor:
@@ -145,6 +156,6 @@ class AudioLMGenerator:
         """
         ids = ids[None] if ids.dim() == 1 else ids
         if prompt is None:
-            return self.codec.decode(self.acoustic_codes(ids, None, generator))
+            return self.decode(self.acoustic_codes(ids, None, generator))
         prompt = prompt[None] if prompt.dim() == 1 else prompt
-        return self.codec.decode(self.acoustic_codes(ids, self._prompt_codes(prompt, ids.shape[1], ids.device), generator))
+        return self.decode(self.acoustic_codes(ids, self._prompt_codes(prompt, ids.shape[1], ids.device), generator))

@@ -92,3 +92,5 @@ def test_generate_and_eval_take_the_same_sampling_overrides(verb):
                                         "fine": {"top_p": 0.8}, "soundstorm": {"temperature": 0.0}}
     args = build_parser().parse_args(verb + ["--coarse-level-guidance", "1.5,1,1", "--coarse-level-temperature", "0.7,0.4,.4"])
     assert sampling_overrides(args)["coarse"] == {"level_guidance": [1.5, 1.0, 1.0], "level_temperature": [0.7, 0.4, 0.4]}
+    assert "codec" not in sampling_overrides(args)
+    assert sampling_overrides(build_parser().parse_args(verb + ["--decode-levels", "3"]))["codec"] == {"levels": 3}

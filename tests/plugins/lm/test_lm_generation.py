@@ -54,3 +54,25 @@ def test_continuation_with_a_deduplicating_semantic_lm_keeps_real_time_lengths()
                            CoarseLMStage(coarse_config()), FineLMStage(fine_config()), ToyCodec())
     prompt = torch.zeros(1, int(0.8 * gen.sample_rate))  # silence: every semantic id repeats
     assert gen.continue_audio(prompt, seconds=1.0).shape == (1, 36 * gen.codec.hop_length)
+
+
+def test_codec_levels_decode_only_the_first_levels_of_the_same_generated_codes(generator):
+    """``sampling={"codec": {"levels": n}}``: the same codes, decoded from their first n RVQ levels."""
+    from lm_test_helpers import QC
+
+    first = AudioLMGenerator(generator.semantic_tokenizer, generator.semantic_lm, generator.coarse_lm, generator.fine_lm,
+                             generator.codec, sampling={"fine": {"top_k": 2}, "codec": {"levels": QC}})
+    ids = torch.randint(0, 8, (2, 10))
+    codes = generator.acoustic_codes(ids, None, torch.Generator().manual_seed(3))
+    assert codes.shape[1] > QC
+    out = first.from_semantic(ids, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        torch.testing.assert_close(out, generator.codec.decode(codes[:, :QC]))
+        assert not torch.allclose(out, generator.codec.decode(codes))
+
+
+@pytest.mark.parametrize("codec", [{"levels": 0}, {"levels": 99}, {"level": 2}])
+def test_codec_levels_outside_the_generated_levels_are_one_line_errors(generator, codec):
+    with pytest.raises(SoundstageError, match="sampling codec .*the codec takes only 'levels', 1 to the"):
+        AudioLMGenerator(generator.semantic_tokenizer, generator.semantic_lm, generator.coarse_lm, generator.fine_lm,
+                         generator.codec, sampling={"codec": codec})
