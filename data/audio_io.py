@@ -33,6 +33,12 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(wave.astype(np.float32, copy=False), sr_in, sr_out, quality="HQ").astype(np.float32)
 
 
+def speed_perturb(wave: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
+    """``wave`` played ``speed`` times faster (Kaldi's speed perturbation): tempo, pitch and formants all
+    scale by ``speed``, so a voice becomes another plausible voice; the length becomes ``len / speed``."""
+    return resample(wave, round(sample_rate * speed), sample_rate)
+
+
 def downmix(wave: np.ndarray) -> np.ndarray:
     """[T, C] or [T] -> [T] by averaging channels."""
     return wave.mean(axis=1) if wave.ndim == 2 else wave

@@ -1,10 +1,10 @@
 """``tokenize``'s declarations: its options and the streams it re-emits (torch-free; ``stage.py`` runs it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional
 
-from soundstage.config import check_ranges
+from soundstage.config import RangeError, check_ranges
 from soundstage.errors import SoundstageError
 from soundstage.registry import register_stage
 from soundstage.stage_spec import StageConfig, StageSpec
@@ -26,10 +26,18 @@ class TokenizeConfig(StageConfig):
     shard_mb: int = 128  # target size of a token shard
     num_workers: Optional[int] = None  # loader workers (default: data.num_workers)
     output: Optional[str] = None  # token shards go to <output>/<split>/ (a folder or s3:// / gs:// prefix); default: the stage's tokens/
+    # Also tokenize every training utterance played at these speeds (Kaldi's speed perturbation, e.g.
+    # [0.9, 1.1]): tempo, pitch and formants move together, so each factor adds a set of new voices
+    # for the LMs (the held-out voices are what they must generalize to). Validation is never perturbed.
+    speed_perturb: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_ranges(self, at_least_one=("batch_size", "num_quantizers", "shard_mb"), positive=("max_seconds",),
                      non_negative=("num_workers",))
+        for speed in self.speed_perturb:
+            if not 0.5 <= speed <= 2.0 or speed == 1.0:
+                raise RangeError("speed_perturb", f"{speed} is not a speed factor in [0.5, 2] other than 1 "
+                                 "(the original is always kept)", type(self))
 
 
 @register_stage("tokenize")

@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import numpy as np
@@ -24,6 +24,7 @@ from soundstage.stage import Stage, StageContext
 from soundstage.token_contract import TokenStream
 
 from soundstage.data.audio_datamodule import collate_audio, crop, decode_audio_sample
+from soundstage.data.audio_io import speed_perturb
 from soundstage.data.shard_folder import ShardFolder
 from soundstage.data.shards import expand_shards
 from soundstage.data.stream import ShardStream, SkipCounter, make_loader, rank_and_world
@@ -34,28 +35,41 @@ from .spec import STREAMS, TokenizeConfig, TokenizeSpec
 log = logging.getLogger("soundstage.data")
 
 
+Utterance = tuple[str, np.ndarray, dict[str, Any]]
+
+
 class _UtteranceDecode:
-    def __init__(self, sample_rate: int, max_samples: int) -> None:
-        self.sample_rate, self.max_samples = sample_rate, max_samples
+    """A shard sample -> its utterance, then a copy at each of ``speeds`` (keys ``<key>_speed<percent>``)."""
 
-    def __call__(self, sample: dict[str, Any], rng: Any) -> tuple[str, np.ndarray, dict[str, Any]]:
+    def __init__(self, sample_rate: int, max_samples: int, speeds: Sequence[float] = ()) -> None:
+        self.sample_rate, self.max_samples, self.speeds = sample_rate, max_samples, tuple(speeds)
+
+    def __call__(self, sample: dict[str, Any], rng: Any) -> list[Utterance]:
         key, wave, meta = decode_audio_sample(sample, self.sample_rate)
-        return key, crop(wave, self.max_samples, None), meta
+        wave = crop(wave, self.max_samples, None)
+        out = [(key, wave, meta)]
+        for speed in self.speeds:
+            # the copy's phoneme timings would be off by the factor: it keeps none
+            copy = {k: v for k, v in meta.items() if k != "phonemes"} | {"speed": speed}
+            out.append((f"{key}_speed{round(speed * 100)}", speed_perturb(wave, self.sample_rate, speed), copy))
+        return out
 
 
-def _collate_utterances(items: list[tuple[str, np.ndarray, dict]]) -> dict[str, Any]:
-    batch = collate_audio([(k, w) for k, w, _ in items])
-    batch["meta"] = [m for _, _, m in items]
+def _collate_utterances(items: list[list[Utterance]]) -> dict[str, Any]:
+    flat = [u for copies in items for u in copies]
+    batch = collate_audio([(k, w) for k, w, _ in flat])
+    batch["meta"] = [m for _, _, m in flat]
     return batch
 
 
 class UtteranceDataModule(L.LightningDataModule):
     """Whole utterances of one split, each encoded by exactly one rank x worker (predict only)."""
 
-    def __init__(self, shards: str, sample_rate: int, batch_size: int, max_samples: int, num_workers: int) -> None:
+    def __init__(self, shards: str, sample_rate: int, batch_size: int, max_samples: int, num_workers: int,
+                 speeds: Sequence[float] = ()) -> None:
         super().__init__()
         self.shards, self.sample_rate, self.batch_size = shards, sample_rate, batch_size
-        self.max_samples, self.num_workers = max_samples, num_workers
+        self.max_samples, self.num_workers, self.speeds = max_samples, num_workers, tuple(speeds)
         self.rank: int | None = None
         self.world_size: int | None = None
         self.skipped = SkipCounter()
@@ -63,7 +77,7 @@ class UtteranceDataModule(L.LightningDataModule):
     def predict_dataloader(self):
         rank, world = rank_and_world(self)
         stream = ShardStream(
-            expand_shards(self.shards), _UtteranceDecode(self.sample_rate, self.max_samples), _collate_utterances,
+            expand_shards(self.shards), _UtteranceDecode(self.sample_rate, self.max_samples, self.speeds), _collate_utterances,
             self.batch_size, self.skipped, train=False, rank=rank, world_size=world,
         )
         return make_loader(stream, self.num_workers, pin_memory=False, prefetch_factor=2)
@@ -146,7 +160,8 @@ class TokenizeStage(TokenizeSpec, Stage):
         outputs: dict[str, Any] = {"streams": {k: v.to_dict() for k, v in self.streams().items()}}
         for split, shards in (("train", ctx.train_shards), ("val", ctx.val_shards)):
             if shards:
-                outputs[f"{split}_tokens"] = str(self.tokenize_split(ctx, shards, self.token_dir(ctx, split)))
+                speeds = self.config.speed_perturb if split == "train" else ()
+                outputs[f"{split}_tokens"] = str(self.tokenize_split(ctx, shards, self.token_dir(ctx, split), speeds))
         return outputs
 
     def streams(self) -> dict[str, TokenStream]:
@@ -188,12 +203,13 @@ class TokenizeStage(TokenizeSpec, Stage):
             return f"{self.config.output.rstrip('/')}/{split}"
         return ctx.stage_dir / "tokens" / split
 
-    def tokenize_split(self, ctx: StageContext, shards: str, out_dir: str | Path) -> str | Path:
-        """Encode one split's shards into ``out_dir`` (a folder or object-storage prefix) on every rank; returns it."""
+    def tokenize_split(self, ctx: StageContext, shards: str, out_dir: str | Path, speeds: Sequence[float] = ()) -> str | Path:
+        """Encode one split's shards into ``out_dir`` (a folder or object-storage prefix) on every rank, each
+        utterance also at each of ``speeds``; returns it."""
         cfg = self.config
         max_samples = int(cfg.max_seconds * self.sample_rate) if cfg.max_seconds else 0
         workers = ctx.data.num_workers if cfg.num_workers is None else cfg.num_workers
-        dm = UtteranceDataModule(shards, self.sample_rate, cfg.batch_size, max_samples, workers)
+        dm = UtteranceDataModule(shards, self.sample_rate, cfg.batch_size, max_samples, workers, speeds)
         writer = TokenWriter(out_dir, cfg.shard_mb * 1e6)
         trainer = ctx.make_trainer(callbacks=[writer], logger=False)
         trainer.predict(self, datamodule=dm, return_predictions=False)

@@ -130,6 +130,37 @@ def test_tokenize_both_streams(tmp_path):
     assert batch.tokens["acoustic"].shape == (2, 2, 20) and batch.tokens["semantic"].shape == (2, 10)
 
 
+def test_speed_perturbation_adds_a_copy_of_each_training_utterance_per_speed_and_leaves_validation_alone(tmp_path):
+    from soundstage.config import RangeError
+    from soundstage.data.audio_io import speed_perturb
+
+    torch.manual_seed(0)
+    codec = TinyCodec(TinyCodecConfig())
+    upstream = {"codec": _record(tmp_path, codec, "codec")}
+    train = _audio_shards(tmp_path / "audio" / "train", 4, "tr")
+    val = _audio_shards(tmp_path / "audio" / "val", 3, "va")
+    out = TokenizeStage(TokenizeConfig(batch_size=3, speed_perturb=[0.9, 1.1])).run(_ctx(tmp_path, upstream, train, val))
+    audio = {s["__key__"]: decode_audio_sample(s, SR)[1] for s in wds.WebDataset(train, shardshuffle=False)}
+
+    def tokens(split):
+        shards = sorted(map(str, Path(out[f"{split}_tokens"]).glob("*.tar")))
+        return {s["__key__"]: decode_token_sample(s, ("acoustic",)) for s in wds.WebDataset(shards, shardshuffle=False)}
+
+    train_tokens = tokens("train")
+    assert set(train_tokens) == {f"{k}{suffix}" for k in audio for suffix in ("", "_speed90", "_speed110")}
+    for key, wave in audio.items():
+        fast = speed_perturb(wave, SR, 1.1)
+        assert abs(len(fast) - len(wave) / 1.1) <= 1
+        item = train_tokens[f"{key}_speed110"]
+        with torch.no_grad():
+            assert np.array_equal(item["acoustic"], codec.encode(torch.from_numpy(fast)[None])[0].numpy())
+        assert item["meta"]["speed"] == 1.1 and abs(item["meta"]["duration"] - len(fast) / SR) < 1e-9
+        assert "speed" not in train_tokens[key]["meta"]
+    assert len(tokens("val")) == 3 and '"num_samples": 12' in (Path(out["train_tokens"]) / "index.json").read_text()
+    with pytest.raises(RangeError, match="speed_perturb: 1.0 is not a speed factor"):
+        TokenizeConfig(speed_perturb=[1.0])
+
+
 def test_tokenize_semantic_only(tmp_path):
     semantic = TinySemantic(TinySemanticConfig())
     train = _audio_shards(tmp_path / "audio", 3, "tr")
