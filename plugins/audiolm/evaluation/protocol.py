@@ -122,7 +122,8 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
             accuracy = (predicted.cpu() == codes[:, :levels].cpu()).float().mean(-1)  # [B, Q']
         resyn_codes = gen.acoustic_codes(ids, None, rng)  # what from_semantic(ids) decodes, kept for its coarse levels
         resyn = gen.decode(resyn_codes)
-        resyn_coarse = None if gen.soundstorm is not None else gen.codec.decode(resyn_codes[:, :levels])
+        decoded = int(gen.sampling["codec"].get("levels") or Q)  # --decode-levels at or below the coarse levels: no fine
+        resyn_coarse = None if gen.soundstorm is not None or decoded <= levels else gen.codec.decode(resyn_codes[:, :levels])
         prompted = gen.from_semantic(ids, generator=rng, prompt=wave[:, :prompt_n])
         cont = gen.continue_audio(wave[:, :prompt_n], cfg.continuation_seconds, include_prompt=False, generator=rng)
         for i, c in enumerate(batch):

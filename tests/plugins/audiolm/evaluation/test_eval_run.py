@@ -189,14 +189,19 @@ def test_phone_figures_skip_audio_without_phonemes(run_dir):
     assert "skipped" in semantic_phone_metrics(tokenizer, music)
 
 
-def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
+def _quick_eval(run_dir: Path, tmp_path: Path, *options: str) -> dict:
+    """``soundstage eval`` of two 1 s clips with barely trained measuring models and no probe: its eval.json."""
     parser = argparse.ArgumentParser()
     add_eval_command(parser.add_subparsers(dest="verb"))
-    args = parser.parse_args(["eval", str(run_dir), "--acoustic", "soundstorm", "--num-clips", "2", "--seconds", "1",
-                              "--prompt-seconds", "1", "--recognizer-steps", "2", "--speaker-steps", "2", "--probe-steps", "0",
+    args = parser.parse_args(["eval", str(run_dir), *options, "--num-clips", "2", "--seconds", "1", "--prompt-seconds", "1",
+                              "--recognizer-steps", "2", "--speaker-steps", "2", "--probe-steps", "0",
                               "--cache-dir", str(tmp_path / "cache")])
     assert args.func(args) == 0
-    figures = json.loads((run_dir / "eval" / "eval.json").read_text())
+    return json.loads((run_dir / "eval" / "eval.json").read_text())
+
+
+def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
+    figures = _quick_eval(run_dir, tmp_path, "--acoustic", "soundstorm")
     assert figures["roles"]["soundstorm"] == "soundstorm" and "coarse_lm" not in figures["roles"]
     assert set(figures["lm"]) == {"semantic_lm", "soundstorm"} and figures["lm"]["soundstorm"]["batches"] >= 1
     assert "probe" not in figures["semantic_tokens"]  # --probe-steps 0: no probe
@@ -206,3 +211,13 @@ def test_eval_of_the_soundstorm_acoustic_generator(run_dir, tmp_path):
     assert not {"teacher_forced_per", "generated_coarse_per"} & set(figures["protocol"]["first_levels"])  # coarse + fine only
     assert not any(c["stage"] == "fine_lm" for c in figures["diagnosis"])
     assert any(c["stage"] == "soundstorm" for c in figures["diagnosis"])  # the voice check names the generator
+
+
+def test_decoding_only_the_coarse_levels_drops_the_fine_lm_check(run_dir, tmp_path):
+    """With ``--decode-levels`` at the coarse LM's level count the fine LM adds nothing to the resynthesis, so
+    the "fine LM's levels do not cost content" check has nothing to compare and is left out."""
+    figures = _quick_eval(run_dir, tmp_path, "--decode-levels", "2")
+    first = figures["protocol"]["first_levels"]
+    assert first["levels"] == 2 and "teacher_forced_per" in first and "generated_coarse_per" not in first
+    assert "resynthesis_coarse_levels" not in figures["protocol"]["per_clip"]
+    assert not any("fine LM's levels" in c["check"] for c in figures["diagnosis"])
