@@ -103,6 +103,9 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
     device = next(pipeline.models["codec"].parameters()).device
     prompt_n = int(cfg.prompt_seconds * sr)
     Q = gen.num_quantizers
+    levels = first_step_levels(gen)
+    # the fine LM's levels reach the scored audio only when more than the coarse levels are decoded (--decode-levels)
+    with_fine = gen.soundstorm is None and int(gen.sampling["codec"].get("levels") or Q) > levels
     for start in range(0, len(clips), cfg.batch_size):
         batch = clips[start : start + cfg.batch_size]
         log(f"[eval] generating the protocol rows for clips {start + 1}-{start + len(batch)} of {len(clips)}")
@@ -110,7 +113,6 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
         rng = torch.Generator(device=device).manual_seed(cfg.seed + start)
         codes = gen.codec.encode(wave, num_quantizers=Q)
         codec = gen.codec.decode(codes)
-        levels = first_step_levels(gen)
         first = gen.codec.decode(codes[:, :levels])
         ids = gen.semantic_tokenizer.encode(wave)  # [B, Ts]
         forced = None
@@ -122,8 +124,7 @@ def generate_rows(pipeline: Any, clips: list[Clip], cfg: ProtocolConfig, log: Ca
             accuracy = (predicted.cpu() == codes[:, :levels].cpu()).float().mean(-1)  # [B, Q']
         resyn_codes = gen.acoustic_codes(ids, None, rng)  # what from_semantic(ids) decodes, kept for its coarse levels
         resyn = gen.decode(resyn_codes)
-        decoded = int(gen.sampling["codec"].get("levels") or Q)  # --decode-levels at or below the coarse levels: no fine
-        resyn_coarse = None if gen.soundstorm is not None or decoded <= levels else gen.codec.decode(resyn_codes[:, :levels])
+        resyn_coarse = gen.codec.decode(resyn_codes[:, :levels]) if with_fine else None
         prompted = gen.from_semantic(ids, generator=rng, prompt=wave[:, :prompt_n])
         cont = gen.continue_audio(wave[:, :prompt_n], cfg.continuation_seconds, include_prompt=False, generator=rng)
         for i, c in enumerate(batch):
