@@ -55,3 +55,21 @@ def test_the_command_prints_the_table_and_refuses_an_old_eval_in_one_line(tmp_pa
     assert main(["eval-compare", str(tmp_path / "a"), str(tmp_path / "old.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no per-clip figures" in err[0]
+
+
+def test_the_shipped_reference_evaluation_is_whole_and_pairs_with_a_run():
+    """docs/reference/speech_small.eval.json: the README's measured run, kept so a user's run is compared clip by clip."""
+    from pathlib import Path
+
+    from soundstage.plugins.audiolm.evaluation.compare import load_protocol
+    from soundstage.plugins.audiolm.evaluation.protocol import ProtocolConfig
+
+    reference = Path(__file__).resolve().parents[4] / "docs" / "reference" / "speech_small.eval.json"
+    protocol = load_protocol(reference)
+    assert protocol["clips"] == ProtocolConfig().num_clips == len(protocol["clip_keys"])
+    for row in ("original", "codec", "resynthesis"):  # each table figure is what its clips add up to
+        clips = protocol["per_clip"][row]
+        assert len(clips["edits"]) == protocol["clips"]
+        assert protocol["rows"][row]["per"] == pytest.approx(sum(clips["edits"]) / sum(clips["phones"]))
+    lines = compare(protocol, protocol)
+    assert len(lines) >= 8 and all(line["difference"] == 0 for line in lines)
