@@ -1,11 +1,13 @@
 """`soundstage eval-compare A B`: paired differences of two evaluations of the same clips."""
 import json
+from pathlib import Path
 
 import pytest
 
 from soundstage.cli import main
 from soundstage.errors import SoundstageError
-from soundstage.plugins.audiolm.evaluation.compare import compare
+from soundstage.plugins.audiolm.evaluation.compare import compare, load_protocol
+from soundstage.plugins.audiolm.evaluation.protocol import ProtocolConfig
 
 
 def _protocol(resyn_edits, clips=24, phones=50, keys=None):
@@ -59,11 +61,6 @@ def test_the_command_prints_the_table_and_refuses_an_old_eval_in_one_line(tmp_pa
 
 def test_the_shipped_reference_evaluation_is_whole_and_pairs_with_a_run():
     """docs/reference/speech_small.eval.json: the README's measured run, kept so a user's run is compared clip by clip."""
-    from pathlib import Path
-
-    from soundstage.plugins.audiolm.evaluation.compare import load_protocol
-    from soundstage.plugins.audiolm.evaluation.protocol import ProtocolConfig
-
     reference = Path(__file__).resolve().parents[4] / "docs" / "reference" / "speech_small.eval.json"
     protocol = load_protocol(reference)
     assert protocol["clips"] == ProtocolConfig().num_clips == len(protocol["clip_keys"])
