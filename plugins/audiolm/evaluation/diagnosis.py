@@ -123,9 +123,11 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
         at = "" if fine_ppl is None else f" (its validation perplexity {fine_ppl:.0f} per code)"
         add("the fine LM's levels do not cost content (PER with them <= its generated coarse levels' alone)",
             resyn, coarse_only, None if resyn is None else resyn <= coarse_only, fine_stage,
-            f"the fine levels it adds are closer to noise than to the speech{at}: train it longer or larger, or "
+            f"the fine levels it adds are closer to noise than to the speech{at}: train it longer or larger, "
+            "sample it greedily (its `sampling.temperature: 0`, or `--fine-temperature 0`: near chance, its most "
+            "likely codes kept 0.05 more of the voice at equal PER, docs/training_history.md session 23), or "
             "leave its levels out (`--decode-levels` = the coarse LM's levels; a fine LM at chance costs a little "
-            "content and no voice, docs/training_history.md session 20)",
+            "content and no voice, session 20)",
             unreadable, margin=lambda s: s[GENERATED_COARSE]["per"] - s["resynthesis"]["per"])
     cont, same, diff = _num(rows, "continuation", "speaker_similarity"), _num(refs, "same_speaker"), _num(refs, "different_speaker")
     target = None if same is None or diff is None else max(VOICE_SHARE * same, diff + VOICE_MARGIN * (same - diff))
