@@ -74,7 +74,15 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     probe = _num(figures, "semantic_tokens", "probe", "per")
     probe_ok = None if probe is None or target is None else probe <= target  # None: no probe ran
     tokens = "or the semantic tokens carry too little of the phones (see semantic_tokens.pnmi)"
-    if probe_ok:
+    # the ids pass, but the codec's own loss (its PER over the original's) is more than they leave below the target
+    codec_cost = None if codec is None or orig is None else codec - orig
+    no_room = bool(probe_ok and codec_cost is not None and target - probe < codec_cost)
+    if no_room:
+        tokens = (f"and the semantic tokens leave it no room: a probe on the ids alone reads them at PER {probe:.2f}, "
+                  f"{target - probe:.2f} below the target, less than the codec alone adds to the original's PER "
+                  f"({codec_cost:.2f}): ids that carry more of the phones (a larger or longer-trained HuBERT, "
+                  "benchmarks/semantic_tokens.py) lower the ceiling every acoustic stage works under")
+    elif probe_ok:
         tokens = f"not the semantic tokens: a probe on the ids alone reads them at PER {probe:.2f}"
     why = f"the acoustic LMs do not follow the semantic tokens (see their validation curves), {tokens}"
     forced = _num(ceiling, "teacher_forced_per")
@@ -109,7 +117,7 @@ def diagnose(figures: dict[str, Any]) -> list[dict[str, Any]]:
     tokenizer_stage = roles.get("semantic_tokenizer", "semantic")
     # the stage to blame: the probe, when it ran, says whether the ids or the acoustic stages lose the phones
     resyn_stage = {None: " / ".join(acoustic) + " (or the semantic tokens)", True: " / ".join(acoustic),
-                   False: tokenizer_stage}[probe_ok]
+                   False: tokenizer_stage}[probe_ok] + (f" and {tokenizer_stage}" if no_room else "")
     add(f"resynthesis-from-semantic PER <= {RESYNTHESIS_PER_FACTOR} x codec", resyn, target,
         None if resyn is None or target is None else resyn <= target, resyn_stage, why, unreadable,
         margin=lambda s: RESYNTHESIS_PER_FACTOR * s["codec"]["per"] - s["resynthesis"]["per"])

@@ -85,6 +85,16 @@ def test_the_probe_on_the_semantic_ids_says_whether_the_tokens_or_the_acoustic_s
     assert checks["resynthesis"]["stage"] == "coarse_lm / fine_lm"
 
 
+def test_ids_that_pass_but_leave_less_room_than_the_codec_costs_are_named_with_the_acoustic_stages():
+    # original 0.15, codec 0.18 (it adds 0.03), target 0.36; the ids alone read at 0.34: 0.02 of room
+    checks = _by_stage(diagnose(_figures(0.18, 0.5, 0.85, 0.8, 30.0, probe_per=0.34)))
+    assert checks["semantic"]["passed"] is True and checks["resynthesis"]["passed"] is False
+    why = checks["resynthesis"]["if_failed"]
+    assert "leave it no room" in why and "PER 0.34, 0.02 below the target" in why and "(0.03)" in why
+    assert "not the semantic tokens" not in why
+    assert checks["resynthesis"]["stage"] == "coarse_lm / fine_lm and semantic"
+
+
 def _with_clips(figures, codec_edits, resyn_edits, phones=100):
     """The same figures with per-clip counts: every clip reads at the given edits out of ``phones``."""
     n = len(codec_edits)
